@@ -1,0 +1,228 @@
+"""The ``worldsim`` command: list environments, collect datasets, train, evaluate, demo.
+
+Thin by design: every command parses its arguments and calls a library function. Bad user
+input prints ``worldsim: error: ...`` and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DESCRIPTION = "worldsim: robotics simulation environments, trajectory datasets and agents on JAX."
+EPILOG = """example:
+  worldsim envs
+  worldsim collect --env worldsim/Particle-v0 --policy oracle --episodes 200 --num-envs 2 \\
+      --out data/particle
+  worldsim demo
+
+Run `worldsim COMMAND --help` for the options of a command."""
+NOT_IMPLEMENTED = "not implemented yet: arrives with the implicit-BC issue"
+DEMO_ENV = "worldsim/BlockPush-v0"
+
+
+def _error(message: str) -> int:
+    print(f"worldsim: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be ≥ 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number ≥ 0")
+    return value
+
+
+# --- envs -------------------------------------------------------------------------------------
+
+def _describe_env(env_id: str) -> list[str]:
+    """Lines describing one env (made, described, closed); an error line if it fails."""
+    import gymnasium
+
+    try:
+        env = gymnasium.make(env_id)
+    except Exception as err:  # a module that fails to import must not hide the other envs
+        return [f"    error        {type(err).__name__}: {err}"]
+    try:
+        obs = env.observation_space
+        spaces = obs.spaces.items() if hasattr(obs, "spaces") else [("<obs>", obs)]
+        keys = ", ".join(f"{k} {s.shape} {s.dtype}" for k, s in spaces)
+        return [f"    observation  {keys}", f"    action       {env.action_space}"]
+    finally:
+        env.close()
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import gymnasium
+
+    from worldsim.envs import ENV_IDS
+
+    for env_id in ENV_IDS:
+        limit = gymnasium.spec(env_id).max_episode_steps
+        print(f"{env_id}  (step limit {limit})")
+        for line in _describe_env(env_id):
+            print(line)
+    return 0
+
+
+# --- collect ----------------------------------------------------------------------------------
+
+def _print_collect_summary(path: Path, seconds: float) -> None:
+    from worldsim.data import read_metadata
+
+    info = read_metadata(path)["worldsim"]
+    episodes, successes = info["num_episodes"], info["num_successes"]
+    print(f"collected {episodes} {info['policy']} episodes of {info['env_id']} in {seconds:.1f} s")
+    print(f"  success rate  {100 * info['success_rate']:.1f} % ({successes}/{episodes})")
+    print(f"  steps         {info['total_steps']}")
+    print(f"  dataset       {path}")
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from worldsim.envs import check_env_id
+
+    try:
+        check_env_id(args.env)
+    except ValueError as err:
+        return _error(str(err))
+    from worldsim.data import collect
+
+    started = time.perf_counter()
+    try:
+        path = collect(args.env, policy=args.policy, episodes=args.episodes,
+                       num_envs=args.num_envs, out=args.out, overwrite=args.overwrite,
+                       obs_mode=args.obs_mode, seed=args.seed, noise_std=args.noise_std)
+    except (ValueError, FileExistsError) as err:
+        return _error(str(err))
+    _print_collect_summary(path, time.perf_counter() - started)
+    return 0
+
+
+# --- train / eval (skeletons) -----------------------------------------------------------------
+
+def cmd_not_implemented(args: argparse.Namespace) -> int:
+    print(f"worldsim {args.command}: {NOT_IMPLEMENTED}", file=sys.stderr)
+    return 2
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+def _unavailable_reason(env_id: str) -> str | None:
+    """None if ``env_id`` can be made, else why not (e.g. its module does not exist yet)."""
+    import gymnasium
+
+    import worldsim.envs  # noqa: F401
+
+    try:
+        gymnasium.make(env_id).close()
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from worldsim.data import collect, read_metadata
+    from worldsim.eval.video import render_episode, write_video
+
+    reason = _unavailable_reason(DEMO_ENV)
+    if reason is not None:
+        print(f"worldsim demo: {DEMO_ENV} is not available yet ({reason}).\n"
+              f"Meanwhile try: worldsim collect --env worldsim/Particle-v0 --episodes 20 "
+              f"--out runs/demo/particle --overwrite", file=sys.stderr)
+        return 1
+    root = Path(args.out)
+    path = collect(DEMO_ENV, policy="oracle", episodes=args.episodes, num_envs=args.num_envs,
+                   out=root / "data", overwrite=True, seed=0)
+    info = read_metadata(path)["worldsim"]
+    print(f"oracle success rate on {DEMO_ENV}: {100 * info['success_rate']:.1f} % "
+          f"({info['num_successes']}/{info['num_episodes']} episodes) -> {path}")
+    for seed in range(args.videos):
+        episode = render_episode(DEMO_ENV, seed=seed)
+        video = write_video(episode.frames, root / "videos" / f"blockpush_oracle_seed{seed}.mp4",
+                            fps=episode.fps)
+        print(f"video: {video} ({len(episode.frames)} frames, "
+              f"{'success' if episode.success else 'failure'})")
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+def _add_collect(sub) -> None:
+    from worldsim.data.collect import OBS_MODES, POLICIES
+
+    p = sub.add_parser("collect", help="record oracle or random episodes of an env as a dataset",
+                       description="Record episodes of an environment as a Minari dataset "
+                                   "(episode i is reset with seed SEED+i).")
+    p.add_argument("--env", required=True, metavar="ID", help="env id, e.g. worldsim/BlockPush-v0")
+    p.add_argument("--policy", choices=POLICIES, default="oracle", help="default: oracle")
+    p.add_argument("--episodes", type=_positive_int, required=True, metavar="N")
+    p.add_argument("--num-envs", type=_positive_int, default=1, metavar="K",
+                   help="parallel env processes (default: 1)")
+    p.add_argument("--out", required=True, metavar="DIR", help="dataset folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at DIR")
+    p.add_argument("--obs-mode", choices=OBS_MODES, default="state", help="default: state")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="first episode seed (default: 0)")
+    p.add_argument("--noise-std", type=_non_negative_float, default=0.0, metavar="X",
+                   help="Gaussian noise on oracle actions, action units (default: 0)")
+    p.set_defaults(handler=cmd_collect)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="worldsim", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    sub.add_parser("envs", help="list the registered envs: observation keys, action space, "
+                                "step limit").set_defaults(handler=cmd_envs)
+    _add_collect(sub)
+    train = sub.add_parser("train", help="train an agent on a dataset (not implemented yet)")
+    train.add_argument("--config", required=True, metavar="PATH")
+    train.add_argument("--workdir", required=True, metavar="DIR")
+    train.set_defaults(handler=cmd_not_implemented)
+    evaluate = sub.add_parser("eval",
+                              help="evaluate a trained agent in its env (not implemented yet)")
+    evaluate.add_argument("--workdir", required=True, metavar="DIR")
+    evaluate.add_argument("--episodes", type=_positive_int, default=100, metavar="N")
+    evaluate.add_argument("--num-envs", type=_positive_int, default=1, metavar="K")
+    evaluate.set_defaults(handler=cmd_not_implemented)
+    demo = sub.add_parser("demo", help="collect BlockPush oracle demos and write rollout videos "
+                                       "(what `make demo` runs)")
+    demo.add_argument("--out", default="runs/demo", metavar="DIR", help="default: runs/demo")
+    demo.add_argument("--episodes", type=_positive_int, default=20, metavar="N")
+    demo.add_argument("--num-envs", type=_positive_int, default=2, metavar="K")
+    demo.add_argument("--videos", type=int, default=2, metavar="V", help="oracle episodes to film")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the ``worldsim`` command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("worldsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
