@@ -7,6 +7,7 @@ input prints ``worldsim: error: ...`` and exits with status 2, without a traceba
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,6 @@ EPILOG = """example:
   worldsim demo
 
 Run `worldsim COMMAND --help` for the options of a command."""
-NOT_IMPLEMENTED = "not implemented yet: arrives with the implicit-BC issue"
 DEMO_ENV = "worldsim/BlockPush-v0"
 
 
@@ -67,6 +67,22 @@ def _describe_env(env_id: str) -> list[str]:
         env.close()
 
 
+def _write_snapshot(env_id: str, folder: Path) -> Path:
+    """Renders the env after its seed-0 reset and writes it as PNG into ``folder``."""
+    import gymnasium
+    import imageio.v3 as iio
+
+    env = gymnasium.make(env_id, render_mode="rgb_array")
+    try:
+        env.reset(seed=0)
+        path = folder / f"{env_id.split('/')[-1].removesuffix('-v0').lower()}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(path, env.render())
+        return path
+    finally:
+        env.close()
+
+
 def cmd_envs(args: argparse.Namespace) -> int:
     import gymnasium
 
@@ -77,7 +93,19 @@ def cmd_envs(args: argparse.Namespace) -> int:
         print(f"{env_id}  (step limit {limit})")
         for line in _describe_env(env_id):
             print(line)
+        if args.snapshots:
+            print(f"    snapshot     {_write_snapshot(env_id, Path(args.snapshots))}")
     return 0
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {text!r}")
+    return value
 
 
 # --- collect ----------------------------------------------------------------------------------
@@ -106,7 +134,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     try:
         path = collect(args.env, policy=args.policy, episodes=args.episodes,
                        num_envs=args.num_envs, out=args.out, overwrite=args.overwrite,
-                       obs_mode=args.obs_mode, seed=args.seed, noise_std=args.noise_std)
+                       obs_mode=args.obs_mode, seed=args.seed, noise_std=args.noise_std,
+                       env_kwargs=args.env_kwargs)
     except (ValueError, FileExistsError) as err:
         return _error(str(err))
     _print_collect_summary(path, time.perf_counter() - started)
@@ -115,9 +144,38 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 # --- train / eval (skeletons) -----------------------------------------------------------------
 
-def cmd_not_implemented(args: argparse.Namespace) -> int:
-    print(f"worldsim {args.command}: {NOT_IMPLEMENTED}", file=sys.stderr)
-    return 2
+def cmd_train(args: argparse.Namespace) -> int:
+    from worldsim.agents.training import make_train_task
+    from worldsim.data import DatasetError
+    from worldsim.train.configuration import ConfigError, load_config
+    from worldsim.train.loop import ConfigMismatch, TrainingDiverged, train
+
+    try:
+        config = load_config(args.config, args.overrides)
+        task = make_train_task(config)
+        train(config, args.workdir, task)
+    except (ConfigError, ConfigMismatch, DatasetError, TrainingDiverged, FileNotFoundError,
+            ValueError) as err:
+        return _error(str(err))
+    print(f"trained {config.agent} for {config.train.steps} steps -> {args.workdir}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from worldsim.agents.evaluation import evaluate_workdir
+
+    try:
+        info = evaluate_workdir(args.workdir, args.episodes, args.num_envs, args.videos)
+    except (FileNotFoundError, ValueError) as err:
+        return _error(str(err))
+    overall = info["overall"]
+    print(f"{info['env_id']}  checkpoint step {info['checkpoint_step']}  seeds {info['episode_seeds']}")
+    print(f"  pc_success      {overall['pc_success']:.1f}")
+    print(f"  avg_sum_reward  {overall['avg_sum_reward']:.3f}")
+    print(f"  avg_max_reward  {overall['avg_max_reward']:.3f}")
+    print(f"  n_episodes      {overall['n_episodes']}  ({overall['eval_s']:.1f} s)")
+    print(f"  written         {Path(args.workdir) / 'eval_info.json'}")
+    return 0
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -178,6 +236,8 @@ def _add_collect(sub) -> None:
     p.add_argument("--obs-mode", choices=OBS_MODES, default="state", help="default: state")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="first episode seed (default: 0)")
+    p.add_argument("--env-kwargs", type=_json_object, default=None, metavar="JSON",
+                   help='constructor arguments, e.g. \'{"goal_tolerance": 0.01}\'')
     p.add_argument("--noise-std", type=_non_negative_float, default=0.0, metavar="X",
                    help="Gaussian noise on oracle actions, action units (default: 0)")
     p.set_defaults(handler=cmd_collect)
@@ -187,19 +247,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="worldsim", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    sub.add_parser("envs", help="list the registered envs: observation keys, action space, "
-                                "step limit").set_defaults(handler=cmd_envs)
+    envs = sub.add_parser("envs", help="list the registered envs: observation keys, action space, "
+                                       "step limit")
+    envs.add_argument("--snapshots", metavar="DIR", default=None,
+                      help="also write a PNG of each env after its seed-0 reset into DIR")
+    envs.set_defaults(handler=cmd_envs)
     _add_collect(sub)
-    train = sub.add_parser("train", help="train an agent on a dataset (not implemented yet)")
+    train = sub.add_parser(
+        "train", help="train an agent on a dataset from a config file",
+        description="Train from a Python config (get_config()); re-running on the same workdir "
+                    "resumes. Override any key: --config.train.steps=5000",
+        epilog="example:\n  worldsim train --config configs/ibc/blockpush_dfo.py "
+               "--workdir runs/blockpush_dfo --config.train.steps=5000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", required=True, metavar="PATH")
     train.add_argument("--workdir", required=True, metavar="DIR")
-    train.set_defaults(handler=cmd_not_implemented)
+    train.set_defaults(handler=cmd_train)
     evaluate = sub.add_parser("eval",
-                              help="evaluate a trained agent in its env (not implemented yet)")
+                              help="evaluate a trained agent: success rate, rewards, videos")
     evaluate.add_argument("--workdir", required=True, metavar="DIR")
     evaluate.add_argument("--episodes", type=_positive_int, default=100, metavar="N")
-    evaluate.add_argument("--num-envs", type=_positive_int, default=1, metavar="K")
-    evaluate.set_defaults(handler=cmd_not_implemented)
+    evaluate.add_argument("--num-envs", type=_positive_int, default=2, metavar="K")
+    evaluate.add_argument("--videos", type=int, default=3, metavar="V",
+                          help="episodes to film into WORKDIR/videos (default: 3)")
+    evaluate.set_defaults(handler=cmd_eval)
     demo = sub.add_parser("demo", help="collect BlockPush oracle demos and write rollout videos "
                                        "(what `make demo` runs)")
     demo.add_argument("--out", default="runs/demo", metavar="DIR", help="default: runs/demo")
@@ -213,7 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the ``worldsim`` command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    args.overrides = [u for u in unknown if u.startswith("--config.")]
+    rest = [u for u in unknown if not u.startswith("--config.")]
+    if rest or (args.overrides and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(rest or args.overrides)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

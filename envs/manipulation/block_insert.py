@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from worldsim.envs.manipulation.block_push import BlockPushEnv
 from worldsim.envs.manipulation.base import wrap_angle
-from worldsim.envs.manipulation.oracles import (CONTACT_OFFSET, MOVE_SPEED, ORIENT_DONE, ORIENT_SPEED,
+from worldsim.envs.manipulation.block_push import BlockPushEnv
+from worldsim.envs.manipulation.oracles import (CONTACT_OFFSET, MOVE_SPEED, ORIENT_SPEED,
                                                PRE_PUSH_OFFSET, PUSH_SPEED, BlockOracle,
                                                face_misalignment)
 from worldsim.envs.manipulation.scene import BLOCK_SIZE, BLUE, RED
@@ -51,7 +51,9 @@ class BlockInsertEnv(BlockPushEnv):
     seated point *and* inside the U: past the opening line, between the side walls and resting
     on the floor (not on top of a wall). Reward: best-so-far ``1 - d / d0`` with d the distance
     to the seated point, 1.0 and termination on success. info: is_success, goal_distance (m).
-    The inside width is 4.6 cm (6 mm clearance), so the block must be square to the slot within
+    The fixture body's origin *is* the seated point, so ``goal_distance`` measures to where the
+    block rests inside the U (the original measured to the fixture origin, a known TODO). The
+    inside is 4.6 cm wide (6 mm clearance): a centred block must be square to the slot within
     about 0.15 rad to enter.
     """
 
@@ -89,69 +91,112 @@ class BlockInsertEnv(BlockPushEnv):
         return reward, success, {"goal_distance": distance}
 
 
-
-STAGE_OFFSET = 0.085  # m from the seated point out along the opening normal to the staging point
-STAGE_TOLERANCE = 0.02  # m; the slot push takes over once the block is this near the staging point
-LOOKAHEAD = 0.04  # m along the axis that the slot push aims ahead of the block (pure pursuit)
-SLOT_ORIENT_START = 0.08  # rad of yaw error (block vs slot) that makes the slot push re-orient
-SLOW_ZONE = OPENING_Y + BLOCK_SIZE  # local y (m) below which the slot push slows down
-SLOT_STEP, SEAT_STEP = 0.025, 0.012  # m per step of the slot push outside / inside SLOW_ZONE
-STEER_GAIN, MAX_STEER = 0.05, 0.008  # m of sideways contact offset per rad of yaw error, its cap
+# InsertOracle geometry: y is the block centre's local y in the fixture frame (0 = seated).
+STAGE_BACK = 0.025  # m: the stage push aims this far outside the gate (room to turn the block)
+STAGE_TOLERANCE = 0.015  # m: the gate alignment takes over once the block is this near
+STAGE_ORIENT_START, STAGE_ORIENT_DONE = 0.35, 0.1  # rad of face misalignment (stage push)
+GATE_Y = 0.075  # m: where the block is squared and centred, its front 2.5 cm from the opening
+GATE_X, GATE_YAW = 0.0015, 0.02  # m, rad: alignment the gate demands (the slack is 3 mm a side)
+TURN_DONE = 0.01  # rad: yaw error at which turning the block at the gate stops
+TURN_ROOM = 0.015  # m: beyond GATE_Y + this a turn may start from behind (it drags the block in)
+MAX_TURN = 0.2  # rad per step that the tip circles the block while turning it
+GATE_STEP, SEAT_STEP = 0.015, 0.012  # m per push step towards the gate / into the slot
+LOOKAHEAD = 0.025  # m along the axis that the final push aims ahead of the block
+FINE_NOISE_SCALE = 0.1  # action noise is cut to this fraction once staged (needs ~1 mm precision)
 
 
 class InsertOracle(BlockOracle):
     """Slide-then-insert demonstrator for BlockInsert (reads the env, not the observation).
 
-    Stage: push the block to the staging point ``STAGE_OFFSET`` in front of the opening, turning
-    a face towards the push direction first when it is off by > 0.2 rad (as the push oracle).
-    Slot: turn the block square to the slot (within ``ORIENT_DONE``), then push along the
-    fixture axis, aiming ``LOOKAHEAD`` ahead on it and slowing near the seat. Both re-approach
-    when the tip slips off the block or the block turns; a block that stops moving in the slot
-    makes the tip back out and retry; a block knocked off the axis goes back to staging.
+    "stage": push the block to a staging point on the fixture axis, ``GATE_Y + STAGE_BACK`` out
+    from the seat, turning a face towards the push first when it is off by > 0.35 rad.
+    "gate": square the block to the slot (circle it in contact, from behind while there is room,
+    else from the side so the tip swings away from the fixture), centre it on the axis with
+    small pushes on a side face, and push it straight to ``GATE_Y``, until it is within
+    ``GATE_X`` / ``GATE_YAW`` there. "seat": push it along the axis into the slot, slowly, to the
+    seated point; if it stalls the tip backs out and retries. A block knocked off the axis goes
+    back to "stage". Approach paths circle the pushed block; the reset distribution keeps the
+    block in front of the fixture, so they do not cross it. Action noise (``noise_std``) is
+    applied in full while staging and scaled by ``FINE_NOISE_SCALE`` afterwards.
     """
 
     def reset(self) -> None:
-        self.phase, self.push_phase = "stage", "approach"
-        self._turn, self._orient_steps = 0.2, 0
+        self.phase, self.push_phase, self._task = "stage", "approach", None
+        self._turn, self._orient_steps, self._behind = 0.2, 0, True
         self._last_y, self._stalled = 0.0, 0
+        self._noise, self._arrival = self.noise_std, 0.002
+
+    def act(self, observation=None) -> np.ndarray:
+        """As ``BlockOracle.act``, with the noise scaled by ``FINE_NOISE_SCALE`` after staging."""
+        self._noise = self.noise_std * (1.0 if self.phase == "stage" else FINE_NOISE_SCALE)
+        self._arrival = 0.002 + 2 * self._noise  # m: a waypoint counts as reached
+        action = self._action(self.env.scene.effector_target.copy())
+        if self._noise > 0:
+            action = action + self.env.np_random.normal(0.0, self._noise, size=2)
+        space = self.env.action_space
+        return np.clip(action, space.low, space.high).astype(np.float32)
 
     def _action(self, effector):
         block_xy, block_yaw = self._pose(self.env.block)
         seat, yaw = self._pose(self.env.target)
-        normal = np.array([-math.sin(yaw), math.cos(yaw)])  # out of the opening
+        normal = np.array([-math.sin(yaw), math.cos(yaw)])  # local +y: out of the opening
+        across = np.array([math.cos(yaw), math.sin(yaw)])  # local +x
         x, y = self.env.to_fixture_frame(block_xy)
-        if self.phase == "stage" and np.linalg.norm(block_xy - seat - STAGE_OFFSET * normal) < STAGE_TOLERANCE:
-            self.phase, self.push_phase = "slot", "approach"
-        elif self.phase == "slot" and y > OPENING_Y + 0.01 and (abs(x) > 0.045 or y > STAGE_OFFSET + 0.05):
-            self.phase, self.push_phase = "stage", "approach"  # knocked off the axis: start over
+        error = face_misalignment(-normal, block_yaw)  # rad the block must turn to be square
+        stage = seat + (GATE_Y + STAGE_BACK) * normal
+        if self.phase == "stage" and np.linalg.norm(block_xy - stage) < STAGE_TOLERANCE:
+            self.phase = "gate"
+        elif self.phase != "stage" and y > OPENING_Y + 0.01 and (
+                abs(x) > 0.05 or y > GATE_Y + 0.06):
+            self.phase = "stage"  # knocked off the axis: start over
+        aligned = abs(x) < GATE_X and abs(error) < GATE_YAW
+        if self.phase == "gate" and (y < GATE_Y + 0.004 and aligned or y < OPENING_Y + 0.022):
+            self.phase = "seat"
         if self.phase == "stage":
-            goal = seat + STAGE_OFFSET * normal
-            direction = _unit(goal - block_xy)
-            face, orient_start, step = direction, 0.2, PUSH_SPEED
-            remaining = float(np.linalg.norm(goal - block_xy))
-        else:
+            remaining = float(np.linalg.norm(stage - block_xy))
+            direction = _unit(stage - block_xy)
+            orient_start = STAGE_ORIENT_START if remaining > 0.06 else math.inf
+            task = ("stage", direction, direction, orient_start, PUSH_SPEED, remaining)
+        elif self.phase == "seat":
             aim = seat + max(y - LOOKAHEAD, 0.0) * normal
-            direction = _unit(aim - block_xy) if np.linalg.norm(aim - block_xy) > 1e-3 else -normal
-            face, orient_start = -normal, SLOT_ORIENT_START
-            step, remaining = (SLOT_STEP if y > SLOW_ZONE else SEAT_STEP), y
-        can_orient = y > OPENING_Y + 0.005 and (self.phase == "slot" or remaining > 0.06)
-        return self._push(effector, block_xy, block_yaw, y, direction, face,
-                          orient_start if can_orient else math.inf, step, remaining)
+            forward = _unit(aim - block_xy) if y > 0.002 else -normal
+            task = ("seat", forward, -normal, math.inf, SEAT_STEP, y)
+        elif abs(error) > GATE_YAW:  # square it: circle it in contact, from behind or from the
+            # side that makes the tip swing away from the fixture (CCW from local +x)
+            start = -normal if y > GATE_Y + TURN_ROOM else -math.copysign(1, error) * across
+            task = ("turn", start, -normal, GATE_YAW, 0.0, 0.0)
+        elif abs(x) > GATE_X:  # centre it on the axis with a push on its side face
+            task = ("side", -math.copysign(1, x) * across, -normal, math.inf, 0.01, abs(x))
+        else:  # forward to the gate
+            task = ("gate", -normal, -normal, math.inf, GATE_STEP, max(y - GATE_Y, 0.0))
+        if task[0] != self._task:
+            self._task, self.push_phase = task[0], "approach"
+        return self._push(effector, block_xy, block_yaw, y, *task[1:])
 
-    def _push(self, effector, block_xy, block_yaw, y, direction, face, orient_start, step, remaining):
-        """One step of approach / orient / push / back-out for a push along ``direction``."""
+    def _push(self, effector, block_xy, block_yaw, y, direction, face, orient_start, step,
+              remaining):
+        """One step of approach / orient / push / back-out for a push along ``direction``.
+
+        ``face``: the direction a block face must point along (turned first when it is off by
+        more than ``orient_start`` rad); ``step``: push speed (m per step); ``remaining``: how far
+        (m) the block still has to go.
+        """
         error = face_misalignment(face, block_yaw)
         if self.push_phase == "approach":
             pre_push = block_xy - PRE_PUSH_OFFSET * direction
-            if np.linalg.norm(effector - pre_push) > 0.002:
+            if np.linalg.norm(effector - pre_push) > self._arrival:
                 return _step_towards(effector, _around(effector, pre_push, block_xy), MOVE_SPEED)
             self.push_phase = "orient" if abs(error) > orient_start else "push"
-            self._turn, self._orient_steps = math.copysign(0.2, error), 0
+            self._behind = float(direction @ face) > 0.7
+            self._turn, self._orient_steps = math.copysign(min(MAX_TURN, 4 * abs(error)), error), 0
             self._last_y, self._stalled = y, 0
             return np.zeros(2)
         if self.push_phase == "orient":
             self._orient_steps += 1
-            if abs(error) < ORIENT_DONE or self._orient_steps > 30:
+            done = TURN_DONE if self._task == "turn" else STAGE_ORIENT_DONE
+            # circling from behind drags the block forward: stop near the slot, turn from the side
+            pushed_in = self._task == "turn" and y < GATE_Y - 0.01 and self._behind
+            if abs(error) < done or self._orient_steps > 30 or pushed_in:
                 self.push_phase = "approach"
                 return np.zeros(2)
             if error * self._turn < 0:  # overshot: turn back, more gently
@@ -162,24 +207,22 @@ class InsertOracle(BlockOracle):
             return _step_towards(effector, waypoint, ORIENT_SPEED)
         if self.push_phase == "backout":
             retreat = block_xy - (PRE_PUSH_OFFSET + 0.03) * direction
-            if np.linalg.norm(effector - retreat) < 0.002:
+            if np.linalg.norm(effector - retreat) < self._arrival:
                 self.push_phase = "approach"
             return _step_towards(effector, retreat, MOVE_SPEED)
         relative = effector - block_xy
         behind = -float(relative @ direction)
-        side = np.array([-direction[1], direction[0]])
-        lateral = float(relative @ side)
-        if abs(lateral) > 0.012 or not 0.01 < behind < PRE_PUSH_OFFSET + 0.02 or abs(error) > orient_start + 0.1:
+        lateral = float(relative @ np.array([-direction[1], direction[0]]))
+        slipped = abs(lateral) > 0.01 or not 0.01 < behind < PRE_PUSH_OFFSET + 0.02
+        if slipped or abs(error) > orient_start + 0.1:
             self.push_phase = "approach"
             return np.zeros(2)
         self._stalled = self._stalled + 1 if y > self._last_y - 0.001 else 0
         self._last_y = min(self._last_y, y)
-        if self.phase == "slot" and self._stalled >= 3:
+        if self._task == "seat" and self._stalled >= 3:
             self.push_phase = "backout"
             return np.zeros(2)
-        # Pushing off-centre turns the block: offset the contact to steer the yaw error to zero.
-        steer = 0.0 if self.phase == "stage" else np.clip(-STEER_GAIN * error, -MAX_STEER, MAX_STEER)
-        waypoint = block_xy + (min(step, remaining) - CONTACT_OFFSET) * direction + steer * side
+        waypoint = block_xy + (min(step, remaining) - CONTACT_OFFSET) * direction
         return _step_towards(effector, waypoint, step + 0.01)
 
 

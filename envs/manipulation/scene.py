@@ -7,13 +7,38 @@ once per control step, joint position control.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet
-import pybullet_data
-from pybullet_utils import bullet_client
+
+
+@contextlib.contextmanager
+def _quiet(fd: int):
+    """Silences C-level writes to file descriptor ``fd`` (1 or 2) inside the block."""
+    (sys.stdout if fd == 1 else sys.stderr).flush()
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no real descriptor (e.g. some embedded runners)
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+with _quiet(2):  # pybullet prints its build time on import
+    import pybullet
+    import pybullet_data
+    from pybullet_utils import bullet_client
+
 
 PHYSICS_HZ = 240
 CONTROL_HZ = 10
@@ -43,6 +68,7 @@ BLUE = (0.3, 0.45, 1.0, 1.0)
 YELLOW = (1.0, 0.85, 0.2, 1.0)
 
 
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera looking at the workspace; images are (height, width, 3) uint8."""
@@ -63,12 +89,14 @@ class XArmScene:
     """
 
     def __init__(self) -> None:
-        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        with _quiet(1):  # pybullet prints argv[0] from C on every connection
+            self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.client.setPhysicsEngineParameter(enableFileCaching=0)
         self.client.setTimeStep(1.0 / PHYSICS_HZ)
         self.client.setGravity(0, 0, -9.8)
         self.client.loadURDF("plane.urdf", [0, 0, -0.001])
+        self._add_workspace_visual()
         self.robot = self.client.loadURDF("xarm/xarm6_robot.urdf", [0, 0, 0], useFixedBase=True)
         for link in range(-1, self.client.getNumJoints(self.robot)):
             self.client.changeDynamics(self.robot, link, linearDamping=0, angularDamping=0)
@@ -78,6 +106,14 @@ class XArmScene:
         self._saved_state: int | None = None
 
     # ----------------------------------------------------------------------------- building
+    def _add_workspace_visual(self) -> None:
+        """A flat dark table top over the workspace (visual only, like the original's)."""
+        half_x, half_y = (WORKSPACE_X[1] - WORKSPACE_X[0]) / 2 + 0.05, WORKSPACE_Y[1] + 0.05
+        visual = self.client.createVisualShape(pybullet.GEOM_BOX, halfExtents=(half_x, half_y, 0.0004),
+                                               rgbaColor=(0.22, 0.22, 0.25, 1))
+        self.client.createMultiBody(0, -1, visual,
+                                    basePosition=(sum(WORKSPACE_X) / 2, 0.0, -0.0005))
+
     def _attach_tip(self) -> int:
         """A thin cylinder (r 5 mm, 5 cm long) fixed under the flange, reaching 1 cm above the floor."""
         c = self.client

@@ -1,0 +1,160 @@
+"""The one training loop of worldsim.
+
+An agent hands the loop a ``TrainTask`` — its Flax NNX model, a pure loss function, a
+deterministic batch source and the metadata to store with checkpoints — and the loop does the
+rest: optimiser, jit-compiled update, ``metrics.jsonl``, a progress bar, Orbax checkpoints,
+a NaN guard, and resumption when the same command is run again on the same workdir.
+
+    >>> model = train(config, "runs/blockpush_dfo", task)
+
+Config keys read: ``seed``, ``train.steps``, ``train.learning_rate``, ``train.lr_decay_rate``,
+``train.lr_decay_steps``, ``train.grad_clip_norm``, ``train.log_every``,
+``train.checkpoint_every``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from worldsim.train.checkpoint import Checkpointer
+from worldsim.train.configuration import config_differences, config_to_dict
+from worldsim.train.metrics import MetricsWriter, first_non_finite
+
+CONFIG_FILE = "config.json"
+# Keys that may change between a run and its resumption (more steps, other logging).
+RESUMABLE_KEYS = ("train.steps", "train.log_every", "train.checkpoint_every", "eval.")
+
+LossFn = Callable[[nnx.Module, Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or metric became NaN or infinite."""
+
+
+class ConfigMismatch(ValueError):
+    """The workdir holds a run with a different config."""
+
+
+@dataclasses.dataclass
+class TrainTask:
+    """What an agent gives the loop.
+
+    model: the NNX module to train (updated in place and returned).
+    loss_fn: ``(model, batch, key) -> (scalar loss, {name: scalar})``, pure and jit-able.
+    batch_at: ``step -> batch`` (a pytree of arrays), deterministic so a resumed run sees the
+      same data as an uninterrupted one.
+    meta: JSON-ready metadata stored in every checkpoint (normalisation, spaces, agent kind).
+    """
+
+    model: nnx.Module
+    loss_fn: LossFn
+    batch_at: Callable[[int], Any]
+    meta: dict[str, Any]
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """Adam with exponential learning-rate decay (IBC's 0.99 per 100 steps by default)."""
+    schedule = optax.exponential_decay(
+        train_config.learning_rate, transition_steps=train_config.lr_decay_steps,
+        decay_rate=train_config.lr_decay_rate, staircase=False)
+    parts = []
+    if train_config.get("grad_clip_norm", 0.0):
+        parts.append(optax.clip_by_global_norm(train_config.grad_clip_norm))
+    parts.append(optax.adam(schedule, eps=1e-7))
+    return optax.chain(*parts)
+
+
+def _check_or_write_config(workdir: Path, config_dict: dict[str, Any]) -> None:
+    path = workdir / CONFIG_FILE
+    if path.exists():
+        previous = json.loads(path.read_text())
+        differences = [d for d in config_differences(previous, config_dict)
+                       if not d.startswith(RESUMABLE_KEYS)]
+        if differences:
+            raise ConfigMismatch(
+                f"{workdir} holds a run with a different config (saved != requested):\n  "
+                + "\n  ".join(differences) + "\nUse another --workdir, or the same config.")
+    tmp = path.with_name(f".{CONFIG_FILE}.tmp")
+    tmp.write_text(json.dumps(config_dict, indent=1))
+    os.replace(tmp, path)
+
+
+def _make_train_step(graphdef, loss_fn: LossFn):
+    def train_step(state, batch, key):
+        model, optimizer = nnx.merge(graphdef, state)
+        grad_fn = nnx.value_and_grad(lambda m: loss_fn(m, batch, key), has_aux=True)
+        (loss, metrics), grads = grad_fn(model)
+        optimizer.update(model, grads)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+        return nnx.state((model, optimizer)), metrics
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | Path, task: TrainTask,
+          progress: bool = True) -> nnx.Module:
+    """Trains ``task.model`` for ``config.train.steps`` steps; resumes from ``workdir``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_dict = config_to_dict(config)
+    _check_or_write_config(workdir, config_dict)
+    tc = config.train
+    optimizer = nnx.Optimizer(task.model, make_optimizer(tc), wrt=nnx.Param)
+    graphdef, state = nnx.split((task.model, optimizer))
+    checkpointer = Checkpointer(workdir)
+    start = checkpointer.latest_step() or 0
+    if start:
+        restored, _ = checkpointer.restore(state.to_pure_dict())
+        nnx.replace_by_pure_dict(state, restored)
+    metrics_writer = MetricsWriter(workdir)
+    metrics_writer.truncate_after(start)
+    train_step = _make_train_step(graphdef, task.loss_fn)
+    base_key = jax.random.key(config.seed)
+    meta = lambda step: {"step": step, "config": config_dict, **task.meta}  # noqa: E731
+
+    bar = tqdm(total=tc.steps, initial=start, disable=not progress, desc=f"train {workdir.name}",
+               unit="step", dynamic_ncols=True)
+    step, last_log, last_time = start, start, time.perf_counter()
+    try:
+        while step < tc.steps:
+            batch = task.batch_at(step)
+            state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
+            step += 1
+            bar.update(1)
+            if step % tc.log_every == 0 or step == tc.steps:
+                values = {k: float(np.asarray(v)) for k, v in metrics.items()}
+                now = time.perf_counter()
+                values["steps_per_sec"] = (step - last_log) / max(now - last_time, 1e-9)
+                last_log, last_time = step, now
+                bad = first_non_finite(values)
+                if bad is not None:
+                    saved = checkpointer.latest_step()
+                    raise TrainingDiverged(
+                        f"training diverged at step {step}: {bad} = {values[bad]}. "
+                        f"The last good checkpoint is step {saved} in {checkpointer.directory}; "
+                        f"lower train.learning_rate or set train.grad_clip_norm and re-run.")
+                metrics_writer.write(step, values)
+                bar.set_postfix(loss=f"{values['loss']:.4f}")
+            if step % tc.checkpoint_every == 0 or step == tc.steps:
+                checkpointer.save(step, state.to_pure_dict(), meta(step))
+    except KeyboardInterrupt:
+        if step > (checkpointer.latest_step() or 0):
+            checkpointer.save(step, state.to_pure_dict(), meta(step))
+        raise
+    finally:
+        bar.close()
+        checkpointer.close()
+    model, _ = nnx.merge(graphdef, state)
+    return model
