@@ -40,9 +40,10 @@ def make_env(config: ml_collections.ConfigDict, **kwargs) -> gymnasium.Env:
 
 
 def _observation_keys(config, observation_space) -> tuple[list[str], bool]:
-    """(state keys in space order, whether images are used)."""
-    state = [k for k, s in observation_space.spaces.items() if k != IMAGE_KEY]
-    return state, config.obs_mode == "rgb"
+    """(state keys in space order, whether images are used); pixel runs see images only."""
+    if config.obs_mode == "rgb":
+        return [], True
+    return [k for k in observation_space.spaces if k != IMAGE_KEY], False
 
 
 def model_dims(config, meta: dict[str, Any]) -> dict[str, int]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+import gymnasium
 import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 Observation = dict[str, np.ndarray]
 
@@ -25,6 +27,30 @@ class EpisodeObserver(Protocol):
     def on_end(self, episode: int) -> None: ...
 
 
+def make_vector_env(make_env: Callable[[], gymnasium.Env], num_envs: int):
+    """``num_envs`` copies of ``make_env()`` that never auto-reset (the scheduler resets them).
+
+    One env runs in-process; more run in spawned worker processes (forking a process that
+    already runs JAX threads can deadlock), so ``make_env`` must be picklable.
+    """
+    if num_envs == 1:
+        return SyncVectorEnv([make_env], autoreset_mode=AutoresetMode.DISABLED)
+    return AsyncVectorEnv([_RegisteringFactory(make_env)] * num_envs,
+                          autoreset_mode=AutoresetMode.DISABLED, context="spawn")
+
+
+class _RegisteringFactory:
+    """Registers the worldsim ids in a freshly spawned worker, then calls ``make_env``."""
+
+    def __init__(self, make_env: Callable[[], gymnasium.Env]) -> None:
+        self.make_env = make_env
+
+    def __call__(self) -> gymnasium.Env:
+        import worldsim.envs  # noqa: F401
+
+        return self.make_env()
+
+
 def slot(batch: dict[str, np.ndarray], i: int) -> Observation:
     """Sub-env ``i``'s observation from a batched observation dict."""
     return {key: np.array(value[i]) for key, value in batch.items()}
@@ -36,15 +62,15 @@ def slot_info(info: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def run_seeded_episodes(envs, episodes: int, first_seed: int,
-                        choose_actions: Callable[[Observation, list[dict], np.ndarray,
+                        choose_actions: Callable[[Observation, list[dict], list[int | None],
                                                   np.ndarray], np.ndarray],
                         observer: EpisodeObserver) -> None:
     """Runs ``episodes`` episodes over the sub-envs of ``envs``.
 
-    ``choose_actions(obs_batch, infos, active, started) -> (num_envs, *action_shape)``: actions
-    for every sub-env, given the batched observation, each sub-env's latest info dict,
-    ``active`` (sub-envs running a counted episode) and ``started`` (those whose episode began
-    at this observation, for policies that keep a history).
+    ``choose_actions(obs_batch, infos, episode_of, started) -> (num_envs, *action_shape)``:
+    actions for every sub-env, given the batched observation, each sub-env's latest info dict,
+    the episode index each sub-env is running (None for an idle one) and ``started`` (the
+    sub-envs whose episode began at this observation, for policies that keep a history).
     Sub-envs without an episode left step on with those actions unrecorded.
     """
     n = envs.num_envs
@@ -72,8 +98,7 @@ def run_seeded_episodes(envs, episodes: int, first_seed: int,
     started(new, obs, info)
     dtype = envs.single_action_space.dtype
     while any(e is not None for e in episode_of):
-        active = np.array([e is not None for e in episode_of])
-        actions = np.asarray(choose_actions(obs, infos, active, new), dtype=dtype)
+        actions = np.asarray(choose_actions(obs, infos, list(episode_of), new), dtype=dtype)
         obs, rewards, terminated, truncated, info = envs.step(actions)
         done = terminated | truncated
         for i, episode in enumerate(episode_of):

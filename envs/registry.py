@@ -14,7 +14,7 @@ _SPECS: dict[str, tuple[str, int, str]] = {
         "worldsim.envs.manipulation.block_push:BlockPushEnv", 100,
         "worldsim.envs.manipulation.oracles:OrientedPushOracle"),
     "worldsim/BlockInsert-v0": (
-        "worldsim.envs.manipulation.block_insert:BlockInsertEnv", 100,
+        "worldsim.envs.manipulation.block_insert:BlockInsertEnv", 120,
         "worldsim.envs.manipulation.block_insert:InsertOracle"),
     "worldsim/BlockPushMultiTarget-v0": (
         "worldsim.envs.manipulation.multi_target:BlockPushMultiTargetEnv", 200,

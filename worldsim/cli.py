@@ -20,7 +20,6 @@ EPILOG = """example:
   worldsim demo
 
 Run `worldsim COMMAND --help` for the options of a command."""
-DEMO_ENV = "worldsim/BlockPush-v0"
 
 
 def _error(message: str) -> int:
@@ -180,41 +179,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # --- demo -------------------------------------------------------------------------------------
 
-def _unavailable_reason(env_id: str) -> str | None:
-    """None if ``env_id`` can be made, else why not (e.g. its module does not exist yet)."""
-    import gymnasium
-
-    import worldsim.envs  # noqa: F401
-
-    try:
-        gymnasium.make(env_id).close()
-    except Exception as err:
-        return f"{type(err).__name__}: {err}"
-    return None
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    from worldsim.data import collect, read_metadata
-    from worldsim.eval.video import render_episode, write_video
+    from worldsim.agents.demo import format_summary, run_demo
 
-    reason = _unavailable_reason(DEMO_ENV)
-    if reason is not None:
-        print(f"worldsim demo: {DEMO_ENV} is not available yet ({reason}).\n"
-              f"Meanwhile try: worldsim collect --env worldsim/Particle-v0 --episodes 20 "
-              f"--out runs/demo/particle --overwrite", file=sys.stderr)
-        return 1
-    root = Path(args.out)
-    path = collect(DEMO_ENV, policy="oracle", episodes=args.episodes, num_envs=args.num_envs,
-                   out=root / "data", overwrite=True, seed=0)
-    info = read_metadata(path)["worldsim"]
-    print(f"oracle success rate on {DEMO_ENV}: {100 * info['success_rate']:.1f} % "
-          f"({info['num_successes']}/{info['num_episodes']} episodes) -> {path}")
-    for seed in range(args.videos):
-        episode = render_episode(DEMO_ENV, seed=seed)
-        video = write_video(episode.frames, root / "videos" / f"blockpush_oracle_seed{seed}.mp4",
-                            fps=episode.fps)
-        print(f"video: {video} ({len(episode.frames)} frames, "
-              f"{'success' if episode.success else 'failure'})")
+    summary = run_demo(args.out, episodes=args.episodes, num_envs=args.num_envs,
+                       eval_episodes=args.eval_episodes, videos=args.videos,
+                       steps_scale=args.steps_scale)
+    print(format_summary(summary))
+    print(f"videos: {Path(args.out) / 'implicit' / 'videos'}, {Path(args.out) / 'explicit' / 'videos'}")
     return 0
 
 
@@ -271,12 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--videos", type=int, default=3, metavar="V",
                           help="episodes to film into WORKDIR/videos (default: 3)")
     evaluate.set_defaults(handler=cmd_eval)
-    demo = sub.add_parser("demo", help="collect BlockPush oracle demos and write rollout videos "
-                                       "(what `make demo` runs)")
+    demo = sub.add_parser("demo", help="collect BlockPush demos, train implicit and explicit BC, "
+                                       "evaluate both (what `make demo` runs)")
     demo.add_argument("--out", default="runs/demo", metavar="DIR", help="default: runs/demo")
-    demo.add_argument("--episodes", type=_positive_int, default=20, metavar="N")
+    demo.add_argument("--episodes", type=_positive_int, default=400, metavar="N",
+                      help="oracle demonstrations to collect (default: 400)")
     demo.add_argument("--num-envs", type=_positive_int, default=2, metavar="K")
-    demo.add_argument("--videos", type=int, default=2, metavar="V", help="oracle episodes to film")
+    demo.add_argument("--eval-episodes", type=_positive_int, default=50, metavar="E")
+    demo.add_argument("--videos", type=int, default=2, metavar="V", help="episodes to film")
+    demo.add_argument("--steps-scale", type=float, default=1.0, metavar="S",
+                      help="multiply the training steps (e.g. 0.1 for a smoke run)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -1,5 +1,7 @@
 """Explicit behavioural-cloning baselines on the IBC trunk: MSE regression and a mixture
-density network (MDN). Both map normalised observations (B, D) to normalised actions (B, A)."""
+density network (MDN). Both map model inputs ({"obs": (B, D)} and, for pixel tasks, "images"
+(B, H, W, 3T) uint8 through the same conv encoder as the image energy model) to normalised
+actions (B, A)."""
 
 from __future__ import annotations
 
@@ -8,50 +10,66 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from worldsim.agents.ibc.networks import ResidualTrunk, _dense
+from worldsim.agents.ibc.networks import ConvMaxPoolEncoder, ResidualTrunk, _dense
 
 KINDS = ("mse", "mdn")
 
 
+class ExplicitTrunk(nnx.Module):
+    """[conv encoder of the images ⊕] state → Dense(width) → residual trunk → (B, width)."""
+
+    def __init__(self, obs_dim: int, image_channels: int, width: int, depth: int,
+                 dropout: float, rngs: nnx.Rngs) -> None:
+        self.encoder = ConvMaxPoolEncoder(image_channels, rngs=rngs) if image_channels else None
+        features = obs_dim + (self.encoder.features if self.encoder else 0)
+        self.projection = _dense(features, width, rngs)
+        self.trunk = ResidualTrunk(width, depth, dropout, rngs)
+
+    def __call__(self, inputs: dict[str, jax.Array]) -> jax.Array:
+        parts = [inputs["obs"]] if "obs" in inputs else []
+        if self.encoder is not None:
+            parts.insert(0, self.encoder(inputs["images"].astype(jnp.float32) / 255.0))
+        return self.trunk(self.projection(jnp.concatenate(parts, axis=-1)))
+
+
 class MseModel(nnx.Module):
-    """Dense(width) → residual trunk → Dense(A); trained with mean squared error."""
+    """Trunk → Dense(A); trained with mean squared error."""
 
     def __init__(self, obs_dim: int, action_dim: int, width: int, depth: int, dropout: float,
-                 *, rngs: nnx.Rngs) -> None:
-        self.projection = _dense(obs_dim, width, rngs)
-        self.trunk = ResidualTrunk(width, depth, dropout, rngs)
+                 image_channels: int = 0, *, rngs: nnx.Rngs) -> None:
+        self.trunk = ExplicitTrunk(obs_dim, image_channels, width, depth, dropout, rngs)
         self.head = _dense(width, action_dim, rngs)
 
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        return self.head(self.trunk(self.projection(obs)))
+    def __call__(self, inputs: dict[str, jax.Array]) -> jax.Array:
+        return self.head(self.trunk(inputs))
 
 
 class MdnModel(nnx.Module):
     """Trunk → K mixture logits, K×A means and K×A log standard deviations (diagonal Gaussians)."""
 
     def __init__(self, obs_dim: int, action_dim: int, width: int, depth: int, dropout: float,
-                 components: int = 26, *, rngs: nnx.Rngs) -> None:
+                 components: int = 26, image_channels: int = 0, *, rngs: nnx.Rngs) -> None:
         self.components, self.action_dim = components, action_dim
-        self.projection = _dense(obs_dim, width, rngs)
-        self.trunk = ResidualTrunk(width, depth, dropout, rngs)
+        self.trunk = ExplicitTrunk(obs_dim, image_channels, width, depth, dropout, rngs)
         self.head = _dense(width, components * (1 + 2 * action_dim), rngs)
 
-    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def __call__(self, inputs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(logits (B, K), means (B, K, A), log_stds (B, K, A))."""
-        out = self.head(self.trunk(self.projection(obs)))
+        out = self.head(self.trunk(inputs))
         k, a = self.components, self.action_dim
         logits, means, log_stds = jnp.split(out, [k, k + k * a], axis=-1)
-        shape = (obs.shape[0], k, a)
+        shape = (out.shape[0], k, a)
         return logits, means.reshape(shape), jnp.clip(log_stds.reshape(shape), -7.0, 2.0)
 
 
 def make_bc_model(config: ml_collections.ConfigDict, dims: dict, rngs: nnx.Rngs) -> nnx.Module:
-    m = config.model
+    m, channels = config.model, dims.get("image_channels", 0)
     if config.agent == "mse":
-        return MseModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout, rngs=rngs)
+        return MseModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout, channels,
+                        rngs=rngs)
     if config.agent == "mdn":
         return MdnModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout,
-                        config.mdn.components, rngs=rngs)
+                        config.mdn.components, channels, rngs=rngs)
     raise ValueError(f"agent={config.agent!r} is not an explicit baseline; one of {KINDS}")
 
 
@@ -64,11 +82,11 @@ def mdn_log_likelihood(logits, means, log_stds, actions) -> jax.Array:
 
 def make_bc_loss_fn(config: ml_collections.ConfigDict):
     def loss_fn(model, batch, key):
-        obs, actions = batch["inputs"]["obs"], batch["actions"]
+        inputs, actions = batch["inputs"], batch["actions"]
         if isinstance(model, MdnModel):
-            nll = -mdn_log_likelihood(*model(obs), actions).mean()
+            nll = -mdn_log_likelihood(*model(inputs), actions).mean()
             return nll, {"nll": nll}
-        mse = jnp.mean(jnp.square(model(obs) - actions))
+        mse = jnp.mean(jnp.square(model(inputs) - actions))
         return mse, {"mse": mse}
 
     return loss_fn
@@ -79,11 +97,10 @@ def make_bc_predict_fn(config: ml_collections.ConfigDict):
     test temperature), the usual greedy choice at evaluation."""
 
     def predict(model, inputs, key):
-        obs = inputs["obs"]
         if isinstance(model, MdnModel):
-            logits, means, _ = model(obs)
+            logits, means, _ = model(inputs)
             best = jnp.argmax(logits / config.mdn.temperature, axis=-1)
             return jnp.take_along_axis(means, best[:, None, None], axis=1)[:, 0]
-        return model(obs)
+        return model(inputs)
 
     return predict

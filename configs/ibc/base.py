@@ -9,6 +9,25 @@ from __future__ import annotations
 import ml_collections
 
 
+METHODS = ("dfo", "langevin", "autoregressive", "mse", "mdn")
+
+
+def method_config(method: str, env_id: str, dataset: str,
+                  obs_mode: str = "state") -> ml_collections.ConfigDict:
+    """The paper's defaults for ``method`` (one of METHODS) on a state or pixel task."""
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not one of {METHODS}")
+    if method in ("mse", "mdn"):
+        config = base_config(env_id, dataset, agent=method, obs_mode=obs_mode)
+        if method == "mse":  # paper: MSE 1024×8, dropout 0.1, lr 5e-4
+            config.model.width, config.model.dropout = 1024, 0.1
+            config.train.learning_rate = 5e-4
+        else:  # paper: MDN 512×8, dropout 0.1
+            config.model.width, config.model.dropout = 512, 0.1
+        return config
+    return base_config(env_id, dataset, agent="ibc", sampler=method, obs_mode=obs_mode)
+
+
 def base_config(env_id: str, dataset: str, agent: str = "ibc", sampler: str = "dfo",
                 obs_mode: str = "state") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()

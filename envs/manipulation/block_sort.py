@@ -281,8 +281,9 @@ def tip_path_waypoint(start: np.ndarray, goal: np.ndarray, blocks: np.ndarray,
     distance, previous = np.full(len(nodes), np.inf), np.full(len(nodes), -1)
     distance[0], done = 0.0, np.zeros(len(nodes), bool)
     while not done[1]:
-        u = int(np.argmin(np.where(done, np.inf, distance)))
-        if not np.isfinite(distance[u]):
+        open_distance = np.where(done, np.inf, distance)
+        u = int(np.argmin(open_distance))
+        if not np.isfinite(open_distance[u]):
             return goal
         done[u] = True
         better = distance[u] + cost[u] < distance

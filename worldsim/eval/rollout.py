@@ -17,10 +17,9 @@ from typing import Any, Callable
 
 import gymnasium
 import numpy as np
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from tqdm.auto import tqdm
 
-from worldsim.envs.episodes import run_seeded_episodes
+from worldsim.envs.episodes import make_vector_env, run_seeded_episodes
 
 
 class _EpisodeTally:
@@ -48,14 +47,6 @@ class _EpisodeTally:
         self.bar.set_postfix(running_success_rate=f"{np.mean([r['success'] for r in done]):.0%}")
 
 
-def make_vector_env(make_env: Callable[[], gymnasium.Env], num_envs: int):
-    """Non-autoresetting vector env; worker processes are spawned (safe with JAX running)."""
-    if num_envs == 1:
-        return SyncVectorEnv([make_env], autoreset_mode=AutoresetMode.DISABLED)
-    return AsyncVectorEnv([make_env] * num_envs, autoreset_mode=AutoresetMode.DISABLED,
-                          context="spawn")
-
-
 def evaluate_policy(policy, make_env: Callable[[], gymnasium.Env], episodes: int,
                     num_envs: int = 1, first_seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Rolls ``policy`` out for ``episodes`` seeded episodes; returns the eval-info dict."""
@@ -65,7 +56,7 @@ def evaluate_policy(policy, make_env: Callable[[], gymnasium.Env], episodes: int
     envs = make_vector_env(make_env, num_envs)
     tally = _EpisodeTally(episodes, progress)
 
-    def choose_actions(obs, infos, active, started):
+    def choose_actions(obs, infos, episode_of, started):
         if started.any():
             policy.reset(started)
         return policy.act_batch(obs)

@@ -22,8 +22,16 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> ml_collections.ConfigDict:
-    """Runs ``get_config()`` of the file at ``path`` and applies ``--config.a.b=value`` overrides."""
-    path = Path(path)
+    """Runs ``get_config()`` of the file at ``path`` and applies ``--config.a.b=value`` overrides.
+
+    ``path`` may carry an argument after a colon, ``configs/ibc/blockpush.py:langevin``, which
+    is passed as ``get_config("langevin")`` (big_vision style).
+    """
+    text = str(path)
+    argument = None
+    if ":" in Path(text).name:
+        text, argument = text.rsplit(":", 1)
+    path = Path(text)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     spec = importlib.util.spec_from_file_location(f"worldsim_config_{path.stem}", path)
@@ -31,7 +39,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> ml_collections.C
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path} has no get_config() function")
-    config = module.get_config()
+    config = module.get_config() if argument is None else module.get_config(argument)
     for override in overrides:
         apply_override(config, override)
     return config
