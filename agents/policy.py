@@ -51,12 +51,11 @@ class Policy:
 
     def act_batch(self, observations: dict[str, np.ndarray]) -> np.ndarray:
         """{key: (B, ...)} observations → (B, A) float32 actions."""
-        if self._pending_reset is not None:
+        windows = self.history.push(observations)
+        if self._pending_reset is not None:  # envs that started a new episode: tile its first obs
             self.history.reset(observations, self._pending_reset)
             self._pending_reset = None
             windows = self.history.frames
-        else:
-            windows = self.history.push(observations)
         inputs = model_inputs(windows, self.state_keys, self.use_images, self.normalization)
         key = jax.random.fold_in(self._key, self._calls)
         self._calls += 1

@@ -288,7 +288,8 @@ def profile(env_id: str, obs_mode: str, steps: int, top: int = 25) -> str:
 
 
 def table(results: list[Result]) -> str:
-    lines = ["| env | obs | env steps/s | floor steps/s | overhead (wall) | wall range over repeats "
+    lines = ["| env | obs | env steps/s | floor steps/s | overhead (wall) "
+             "| wall range over repeats "
              "| overhead (CPU time) | floor ms/step: IK + motor + 24×step (+ camera) |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in results:
@@ -300,9 +301,11 @@ def table(results: list[Result]) -> str:
             lines.append(
                 f"| {r.env_id} | {r.obs_mode} | {r.env_steps_per_s:.1f} | {r.floor_steps_per_s:.1f}"
                 f" | {100 * r.overhead():+.1f}% | {100 * (min(ratios) - 1):+.1f}% … "
-                f"{100 * (max(ratios) - 1):+.1f}% | {100 * r.overhead(cpu=True):+.1f}% | {detail} |")
+                f"{100 * (max(ratios) - 1):+.1f}% | {100 * r.overhead(cpu=True):+.1f}% "
+                f"| {detail} |")
         else:
-            lines.append(f"| {r.env_id} | {r.obs_mode} | {r.env_steps_per_s:.1f} | — (no pybullet)"
+            lines.append(f"| {r.env_id} | {r.obs_mode} | {r.env_steps_per_s:.1f} "
+                         f"| — (no pybullet)"
                          f" | — | — | — | — |")
     return "\n".join(lines)
 
@@ -350,7 +353,8 @@ def main(argv=None) -> int:
             results.append(result)
             print(f"  {env_id} {mode}: {result.env_steps_per_s:.1f} steps/s"
                   + (f", floor {result.floor_steps_per_s:.1f}, overhead "
-                     f"{100 * result.overhead():+.1f}% wall / {100 * result.overhead(True):+.1f}% cpu"
+                     f"{100 * result.overhead():+.1f}% wall / "
+                     f"{100 * result.overhead(True):+.1f}% cpu"
                      if result.floor_seconds else "")
                   + f"  (load {result.load_before} -> {result.load_after})", file=sys.stderr)
     machine["load_average_at_end"] = _machine.load_average()

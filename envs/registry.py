@@ -55,14 +55,15 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def make_oracle(env: gymnasium.Env, noise_std: float = 0.0) -> Any:
+def make_oracle(env: gymnasium.Env, noise_std: float = 0.0, **options: Any) -> Any:
     """The scripted demonstrator for ``env`` (a wrapped or bare worldsim env).
 
     The oracle has ``reset()`` (call after ``env.reset``) and ``act(obs) -> action``; it reads the
     unwrapped env for geometry and draws any random choice from the env's own ``np_random``.
-    ``noise_std`` adds Gaussian noise (in action units) to every action.
+    ``noise_std`` adds Gaussian noise (in action units) to every action; ``options`` go to the
+    oracle's constructor (e.g. ``orient=True`` for the block pushers).
     """
     env_id = env.spec.id if env.spec is not None else None
     if env_id not in _SPECS:
         raise ValueError(f"No oracle for environment {env_id!r}; known ids: {', '.join(ENV_IDS)}.")
-    return _import(_SPECS[env_id][2])(env.unwrapped, noise_std=noise_std)
+    return _import(_SPECS[env_id][2])(env.unwrapped, noise_std=noise_std, **options)

@@ -79,7 +79,7 @@ def test_train_with_missing_config_exits_2(tmp_path, capsys):
 
 
 def test_train_refuses_unknown_override_naming_nearest_keys(tmp_path, capsys):
-    argv = ["train", "--config", "configs/ibc/particle_dfo.py", "--workdir", str(tmp_path),
+    argv = ["train", "--config", "configs/ibc/particle.py", "--workdir", str(tmp_path),
             "--config.train.step=5"]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -16,9 +16,9 @@ from flax import nnx
 from scipy import stats
 
 from worldsim.agents.bc.models import mdn_log_likelihood
-from worldsim.agents.ibc.agent import _autoregressive_predict, make_energy_model, make_predict_fn
+from worldsim.agents.ibc.agent import _autoregressive_predict
 from worldsim.agents.ibc.losses import gradient_penalty, info_nce
-from worldsim.agents.ibc.networks import PixelEnergyModel, StateEnergyModel
+from worldsim.agents.ibc.networks import StateEnergyModel
 from worldsim.agents.ibc.samplers import (ActionBounds, derivative_free_optimize,
                                           langevin_optimize, resample_indices)
 from worldsim.configs.ibc.base import base_config
@@ -51,7 +51,7 @@ def test_dfo_iterations_refine_beyond_uniform_sampling():
     @jax.jit
     def errors(keys):
         def error(key, iterations):
-            best, _, _ = derivative_free_optimize(_bowl, key, 2, UNIT_BOX, num_samples=128,
+            best, _, _ = derivative_free_optimize(_bowl, key, 2, UNIT_BOX, num_samples=256,
                                                   iterations=iterations, temperature=0.1)
             return jnp.linalg.norm(best - CENTRES, axis=-1).max()
 
@@ -112,21 +112,6 @@ def test_autoregressive_dfo_optimises_coordinate_by_coordinate():
     np.testing.assert_allclose(chosen, expected, atol=0.05)
 
 
-def test_autoregressive_model_predicts_in_bounds():
-    config = base_config("worldsim/Particle-v0", "unused", sampler="autoregressive")
-    config.model.width, config.model.depth, config.ibc.inference_samples = 16, 2, 64
-    model = make_energy_model(config, {"obs": 5, "action": 3}, nnx.Rngs(0))
-    assert len(model.models) == 3
-    assert [m.action_projection.in_features for m in model.models] == [1, 2, 3]
-    bounds = ActionBounds(jnp.full((3,), -1.1), jnp.full((3,), 1.1))
-    graphdef, state = nnx.split(model)
-    predict = jax.jit(lambda s, obs, key: make_predict_fn(config, bounds)(
-        nnx.merge(graphdef, s), {"obs": obs}, key))
-    actions = predict(state, jnp.ones((4, 5)), jax.random.key(0))
-    assert actions.shape == (4, 3)
-    assert np.all(np.abs(np.asarray(actions)) <= 1.1 + 1e-6)
-
-
 def test_resample_indices_follow_the_softmax():
     probabilities = np.array([0.1, 0.2, 0.3, 0.4])
     logits = jnp.asarray(np.log(probabilities) + 3.0)[None]  # softmax ignores the offset
@@ -167,7 +152,7 @@ def test_info_nce_matches_a_hand_computation():
 
 def test_gradient_penalty_of_a_linear_energy():
     """E_b(y) = w_b . y has dE/dy = w_b everywhere: penalty = mean max(0, |w_b|_inf - M)^2."""
-    actions = jax.random.uniform(jax.random.key(0), (2, 5, 2), minval=-1, maxval=1)
+    actions = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 5, 2)), jnp.float32)
 
     def linear(weights):
         return lambda y: jnp.einsum("bna,ba->bn", y, weights)
@@ -219,28 +204,6 @@ def test_state_energy_late_fusion_equals_concatenation():
     # The energy of a candidate does not depend on the other candidates.
     single = np.asarray(model(jnp.asarray(obs), jnp.asarray(actions[:, 3:4])))
     np.testing.assert_allclose(single[:, 0], energies[:, 3], rtol=1e-5, atol=1e-6)
-
-
-def test_pixel_energy_scores_candidates_independently():
-    model = PixelEnergyModel(image_channels=6, action_dim=2, state_dim=3, width=16,
-                             rngs=nnx.Rngs(0))
-    images = jax.random.randint(jax.random.key(0), (2, 8, 8, 6), 0, 256).astype(jnp.uint8)
-    state = jax.random.normal(jax.random.key(1), (2, 3))
-    actions = jax.random.uniform(jax.random.key(2), (2, 5, 2), minval=-1, maxval=1)
-    graphdef, params = nnx.split(model)
-
-    @jax.jit
-    def run(params):
-        model = nnx.merge(graphdef, params)
-        embedding = model.encode(images, state)
-        return (embedding, model.energy_from_embedding(embedding, actions),
-                model.energy_from_embedding(embedding, actions[:, 2:3]),
-                model.energy_from_embedding(model.encode(images[::-1], state[::-1]), actions))
-
-    embedding, energies, single, swapped = run(params)
-    assert embedding.shape == (2, 256 + 3) and energies.shape == (2, 5)
-    np.testing.assert_allclose(single[:, 0], energies[:, 2], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(swapped, energies)  # the observation matters
 
 
 # --- MDN ----------------------------------------------------------------------------------------
@@ -316,12 +279,9 @@ def test_resume_matches_an_uninterrupted_run(particle_dataset, tmp_path):
     assert checkpointer.latest_step() == 40
     checkpointer.close()
 
-    # The loaded policy holds exactly the trained parameters and acts inside the action space.
+    # The loaded policy holds exactly the trained parameters.
     policy = load(resumed_dir)
     jax.tree.map(np.testing.assert_array_equal, _params(policy.model), final)
-    obs = {k: np.full(2, 0.5, np.float32) for k in policy.state_keys}
-    action = policy.act(obs)
-    assert action.shape == (2,) and np.all((action >= 0) & (action <= 1))
 
     # Re-running the finished command is a no-op; a different config is refused by name.
     again = train(_tiny_config(particle_dataset, 40), resumed_dir,
@@ -398,12 +358,3 @@ def test_nan_loss_raises_training_diverged(tmp_path):
     checkpointer.close()
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state))
 
-
-def test_huge_learning_rate_diverges_with_a_clear_message(particle_dataset, tmp_path):
-    from worldsim.agents.training import make_train_task
-    from worldsim.train.loop import TrainingDiverged, train
-
-    config = _tiny_config(particle_dataset)
-    config.train.learning_rate, config.train.log_every = 1e30, 1
-    with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+: .*learning_rate"):
-        train(config, tmp_path, make_train_task(config), progress=False)

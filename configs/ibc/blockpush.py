@@ -25,9 +25,12 @@ def get_config(method: str = "dfo"):
 def cpu_config():
     """A CPU-sized DFO setting (the one `worldsim demo` uses)."""
     config = method_config("dfo", "worldsim/BlockPush-v0", "data/blockpush")
-    config.data.batch_size = 128
+    config.model.width = 64
+    config.model.depth = 4
+    config.data.batch_size = 256
     config.ibc.num_negatives = 64
     config.ibc.inference_samples = 2048
+    config.train.learning_rate = 2e-3
     config.train.steps = 3000
     config.train.checkpoint_every = 500
     return config

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pybullet
 
 from worldsim.envs.manipulation.base import BlockTaskEnv
 from worldsim.envs.manipulation.oracles import (MOVE_SPEED, PRE_PUSH_OFFSET, BlockOracle,
@@ -54,7 +53,8 @@ class BlockSortEnv(BlockTaskEnv):
     DEFAULT_GOAL_TOLERANCE = 0.06
 
     def __init__(self, n_blocks_per_colour: int = 2, colours: tuple[str, ...] = ("blue", "yellow"),
-                 **kwargs):
+                 obs_mode: str = "state", render_mode: str | None = None,
+                 image_size: tuple[int, int] = (180, 240), goal_tolerance: float | None = None):
         colours = (colours,) if isinstance(colours, str) else tuple(colours)
         if not 2 <= len(colours) <= len(COLOURS) or len(set(colours)) != len(colours) \
                 or any(c not in COLOURS for c in colours):
@@ -72,7 +72,7 @@ class BlockSortEnv(BlockTaskEnv):
             *(f"block{i}_{part}" for i in range(self.n_blocks) for part in ("translation", "orientation")),
             "effector_translation", "effector_target_translation",
             *(f"zone{c}_translation" for c in range(len(colours))))
-        super().__init__(**kwargs)
+        super().__init__(obs_mode, render_mode, image_size, goal_tolerance)
 
     def _build(self) -> None:
         self.blocks = [self.scene.add_block(COLOURS[self.colours[c]]) for c in self.block_colour]
@@ -82,9 +82,10 @@ class BlockSortEnv(BlockTaskEnv):
     def _add_disc(self, rgba: tuple[float, ...]) -> int:
         """A flat visual-only disc of radius ``goal_tolerance``, a paler shade of ``rgba``."""
         pale = (*(0.5 + 0.5 * np.asarray(rgba[:3])), 1.0)
-        visual = self.scene.client.createVisualShape(
-            pybullet.GEOM_CYLINDER, radius=self.goal_tolerance, length=0.001, rgbaColor=pale)
-        return self.scene.client.createMultiBody(0, -1, visual, basePosition=(0.4, 0.0, 0.0005))
+        client = self.scene.client
+        visual = client.createVisualShape(client.GEOM_CYLINDER, radius=self.goal_tolerance,
+                                          length=0.001, rgbaColor=pale)
+        return client.createMultiBody(0, -1, visual, basePosition=(0.4, 0.0, 0.0005))
 
     def _randomize(self) -> None:
         nominal = zone_layout(len(self.colours))
@@ -94,23 +95,18 @@ class BlockSortEnv(BlockTaskEnv):
         for block, xy in zip(self.blocks, self._sample_block_xy()):
             self.scene.place(block, xy, self._uniform(0, math.pi), z=0.02)
 
-    def _sample_block_xy(self, attempts: int = 1000, tries: int = 100) -> list[np.ndarray]:
-        """Cube centres in the reset area, pairwise ≥ 0.08 m apart: each cube is rejection-sampled
-        against the ones before it (``tries`` times), restarting from scratch on a dead end."""
-        low = np.asarray(BLOCK_AREA_CENTRE) - BLOCK_AREA_HALF
-        high = np.asarray(BLOCK_AREA_CENTRE) + BLOCK_AREA_HALF
-        for _ in range(attempts):
+    def _sample_block_xy(self) -> list[np.ndarray]:
+        """Cube centres in the reset area, pairwise ≥ 0.08 m apart: each draw is kept if it clears
+        the cubes kept so far; 1000 restarts of 100 draws per cube at most."""
+        low, high = np.subtract(BLOCK_AREA_CENTRE, BLOCK_AREA_HALF), np.add(BLOCK_AREA_CENTRE, BLOCK_AREA_HALF)
+        for _ in range(1000):
             points: list[np.ndarray] = []
-            for _ in range(self.n_blocks):
-                for _ in range(tries):
-                    xy = self._uniform(low, high)
-                    if all(np.linalg.norm(xy - p) >= MIN_BLOCK_DISTANCE for p in points):
-                        points.append(xy)
-                        break
-                else:
-                    break
-            if len(points) == self.n_blocks:
-                return points
+            for _ in range(100 * self.n_blocks):
+                xy = self._uniform(low, high)
+                if all(np.linalg.norm(xy - p) >= MIN_BLOCK_DISTANCE for p in points):
+                    points.append(xy)
+                if len(points) == self.n_blocks:
+                    return points
         raise RuntimeError(f"could not place {self.n_blocks} cubes {MIN_BLOCK_DISTANCE} m apart")
 
     def block_xy(self) -> np.ndarray:
@@ -135,8 +131,8 @@ class BlockSortEnv(BlockTaskEnv):
 
 
 SLOT_SPACING = 0.056  # m between the slot points of one zone (cubes are 0.04 m)
-SLOT_DONE = 0.012  # m from its slot point at which a pushed cube counts as placed
-SORTED_MARGIN = 0.01  # m inside the zone edge beyond which a cube needs no (re-)sorting
+SLOT_DONE = 0.01  # m from its slot point at which a pushed cube counts as placed
+SORTED_MARGIN = 0.005  # m inside the zone edge beyond which a cube needs no (re-)sorting
 BACK_OFF = 0.08  # m the tip backs away from a placed cube along the push line
 HOME_XY = np.array([0.2, 0.0])  # safe point between cubes, on the robot side of the reset area
 TIP_CHECK = 0.045  # m: free tip moves keep this far from cube centres (half-diagonal 0.028 + tip)
@@ -160,59 +156,49 @@ class SortOracle(BlockOracle):
     Attributes: ``order``, the episode's sorting order as a tuple of cube indices.
     """
 
-    env: BlockSortEnv
-
     def reset(self) -> None:
         self.order = tuple(int(i) for i in self.env.np_random.permutation(self.env.n_blocks))
         self._queue = list(self.order)
         self.phase = "select"  # select -> push -> back -> home -> select ...
-        self.current: int | None = None
-        self.goals: list[np.ndarray] = []  # [via point..., slot point] of the current cube
-        self.pusher = BlockPusher()
-        self._steps = 0
-        self._waypoint = HOME_XY
+        self.current, self.goals = None, []  # the cube being sorted, its [via point..., slot point]
+        self.pusher, self._steps, self._waypoint = BlockPusher(), 0, HOME_XY
 
     def slot_points(self, colour: int) -> np.ndarray:
         """(n_blocks_per_colour, 2) slot points of a zone, outermost first."""
-        env = self.env
+        env, n = self.env, self.env.n_blocks_per_colour
         zone = env.zone_xy[colour]
         outward = _unit(zone - BLOCK_AREA_CENTRE)
-        n = env.n_blocks_per_colour
+        # outermost slot ≤ tolerance - SORTED_MARGIN - SLOT_DONE from the centre: placed ⇒ sorted
         spacing = min(SLOT_SPACING, 2 * (env.goal_tolerance - 0.015) / max(n - 1, 1))
         return zone + (spacing * ((n - 1) / 2 - np.arange(n)))[:, None] * outward
 
     def _plan(self, i: int, blocks: np.ndarray) -> tuple[list[np.ndarray], bool]:
-        """Goals for cube ``i`` (outermost free slot, maybe a via point first) and whether its
-        first pre-push point is clear of the other cubes."""
+        """Goals of cube ``i`` (a via point maybe, then the outermost free slot of its zone) and
+        whether the first pre-push point is clear of the other cubes."""
         others = np.delete(blocks, i, axis=0)
         slots = self.slot_points(self.env.block_colour[i])
-        free = [s for s in slots if np.min(np.linalg.norm(others - s, axis=1)) > 0.045]
+        free = [s for s in slots if np.min(np.linalg.norm(others - s, axis=1)) > TIP_CHECK]
         slot = free[0] if free else slots[-1]
         in_way = [o for o in others if np.linalg.norm(o - slot) > PATH_CHECK]
         goals = via_points(blocks[i], slot, in_way, clearance=PATH_CHECK)
         pre_push = blocks[i] - PRE_PUSH_OFFSET * _unit(goals[0] - blocks[i])
         return goals, bool(np.min(np.linalg.norm(others - pre_push, axis=1)) > TIP_CHECK)
 
-    def _choose(self, blocks: np.ndarray) -> int | None:
-        """The first unsorted cube of the queue that can be approached (else the first unsorted)."""
+    def _select(self, blocks: np.ndarray) -> bool:
+        """Starts on the first unsorted cube of the queue that can be approached (else the first
+        unsorted one); False when all are sorted."""
         unsorted = self.env.zone_distances() >= self.env.goal_tolerance - SORTED_MARGIN
-        candidates = [i for i in self._queue if unsorted[i]]
-        for i in candidates:
-            self.goals, clear = self._plan(i, blocks)
-            if clear:
-                return i
-        if candidates:
-            self.goals, _ = self._plan(candidates[0], blocks)
-            return candidates[0]
-        return None
+        plans = [(i, *self._plan(i, blocks)) for i in self._queue if unsorted[i]]
+        if not plans:
+            return False
+        self.current, self.goals, _ = next((plan for plan in plans if plan[2]), plans[0])
+        self.pusher, self.phase, self._steps = BlockPusher(), "push", 0
+        return True
 
     def _action(self, effector: np.ndarray) -> np.ndarray:
         blocks = self.env.block_xy()
-        if self.phase == "select":
-            self.current = self._choose(blocks)
-            if self.current is None:
-                return np.zeros(2)
-            self.pusher, self.phase, self._steps = BlockPusher(), "push", 0
+        if self.phase == "select" and not self._select(blocks):
+            return np.zeros(2)
         if self.phase == "push":
             action = self._push(effector, blocks)
             if action is not None:
@@ -269,8 +255,7 @@ def tip_path_waypoint(start: np.ndarray, goal: np.ndarray, blocks: np.ndarray,
     circle = ring * np.stack([np.cos(angles), np.sin(angles)], 1)
     nodes = np.vstack([start, goal, (blocks[:, None] + circle[None]).reshape(-1, 2)])
     depth = np.linalg.norm(nodes[:, None] - blocks[None], axis=-1)  # (nodes, cubes)
-    keep = np.arange(len(nodes)) < 2
-    keep |= np.all(depth >= check, axis=1)
+    keep = (np.arange(len(nodes)) < 2) | np.all(depth >= check, axis=1)  # ring points off cubes
     nodes, depth = nodes[keep], depth[keep]
     p, segment = nodes[:, None, None], nodes[None, :, None] - nodes[:, None, None]
     length2 = np.maximum(np.sum(segment ** 2, -1), 1e-12)
@@ -281,10 +266,9 @@ def tip_path_waypoint(start: np.ndarray, goal: np.ndarray, blocks: np.ndarray,
     distance, previous = np.full(len(nodes), np.inf), np.full(len(nodes), -1)
     distance[0], done = 0.0, np.zeros(len(nodes), bool)
     while not done[1]:
-        open_distance = np.where(done, np.inf, distance)
-        u = int(np.argmin(open_distance))
-        if not np.isfinite(open_distance[u]):
-            return goal
+        u = int(np.argmin(np.where(done, np.inf, distance)))
+        if done[u] or not np.isfinite(distance[u]):
+            return goal  # the goal is cut off
         done[u] = True
         better = distance[u] + cost[u] < distance
         distance[better], previous[better] = distance[u] + cost[u][better], u

@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import sys
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,12 @@ YELLOW = (1.0, 0.85, 0.2, 1.0)
 
 
 
+def _disconnect(client) -> None:
+    if client._client >= 0:
+        client.disconnect()
+        client._client = -1
+
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera looking at the workspace; images are (height, width, 3) uint8."""
@@ -91,6 +98,9 @@ class XArmScene:
     def __init__(self) -> None:
         with _quiet(1):  # pybullet prints argv[0] from C on every connection
             self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        # Disconnect before interpreter shutdown: BulletClient.__del__ fails once the
+        # pybullet module is torn down.
+        self._finalizer = weakref.finalize(self, _disconnect, self.client)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.client.setPhysicsEngineParameter(enableFileCaching=0)
         self.client.setTimeStep(1.0 / PHYSICS_HZ)
@@ -243,6 +253,5 @@ class XArmScene:
         return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3]
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.disconnect()
-            self.client = None
+        self._finalizer()
+        self.client = None
