@@ -67,7 +67,7 @@ def write_energy_plot(workdir: Path, path: Path, seed: int = 0, grid_size: int =
                                  title=f"BlockPush, seed {seed}, first step")
 
 
-def run_demo(out: str | Path = "runs/demo", episodes: int = 400, num_envs: int = 2,
+def run_demo(out: str | Path = "runs/demo", episodes: int = 1000, num_envs: int = 2,
              eval_episodes: int = 50, videos: int = 2, steps_scale: float = 1.0) -> dict[str, Any]:
     """Runs the demo; returns {"oracle": ..., "implicit": eval overall, "explicit": ...}."""
     out = Path(out)

@@ -27,6 +27,7 @@ steps/s is reported.
     .venv/bin/python benchmarks/env_steps.py                      # every env id
     .venv/bin/python benchmarks/env_steps.py --env worldsim/BlockPush-v0 --json /tmp/steps.json
     .venv/bin/python benchmarks/env_steps.py --env worldsim/BlockPush-v0 --profile state
+    .venv/bin/python benchmarks/env_steps.py --env worldsim/BlockPush-v0 --by-call state
 
 An id whose env fails to construct (a module still being written) is skipped, and the skip is
 printed under the table.
@@ -108,7 +109,8 @@ class BareBlockWork:
     whose per-call ``functools.partial`` is the env's cost. The IK call takes exactly the
     arguments of ``XArmScene._inverse_kinematics``; its rest poses are the previous IK solution
     (the joints the motors were driving to) with the first two zeroed, instead of six
-    ``getJointState`` reads — the reads are the env's cost, not the floor's.
+    ``getJointState`` reads — the reads are the env's cost, not the floor's. The only Python
+    in the floor is the clip of the target and the per-part timers (a few µs of a ~3 ms step).
     """
 
     def __init__(self, scene, image_size: tuple[int, int] | None):
@@ -287,6 +289,85 @@ def profile(env_id: str, obs_mode: str, steps: int, top: int = 25) -> str:
     return out.getvalue()
 
 
+class _CallTimer:
+    """Stands in for a scene's ``BulletClient``: calls the raw pybullet function with the client
+    id and adds its wall time and count under the function's name."""
+
+    def __init__(self, client, totals: dict[str, list[float]]):
+        self._client, self._totals = client._client, totals
+
+    def __getattr__(self, name):
+        function = getattr(pybullet, name)
+        if not callable(function):
+            return function
+        totals, client = self._totals, self._client
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = function(*args, physicsClientId=client, **kwargs)
+            entry = totals[name]
+            entry[0] += time.perf_counter() - t0
+            entry[1] += 1
+            return out
+        return timed
+
+
+def by_call(env_id: str, obs_mode: str, episodes: int = 4) -> str:
+    """Per-step time of each pybullet function inside ``env.step``, next to the floor's parts.
+
+    The scene's client is swapped for ``_CallTimer`` while stepping (not while resetting); the
+    wrapper adds its own small cost to the "Python and the rest" line.
+    """
+    kwargs = {} if obs_mode == "state" else {"obs_mode": obs_mode, "max_episode_steps": 10}
+    env = gymnasium.make(env_id, **kwargs)
+    scene = env.unwrapped.scene
+    client = scene.client
+    work = BareBlockWork(scene, IMAGE_SIZE if obs_mode == "rgb" else None)
+    limit = env.spec.max_episode_steps
+    seeds = list(range(episodes))
+    actions = {s: _actions(env, limit, s) for s in seeds}
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    floor_parts: dict[str, float] = defaultdict(float)
+    env_seconds, floor_seconds, steps = 0.0, 0.0, 0
+    try:
+        for warm in (True, False):
+            for s in seeds:
+                env.reset(seed=s)
+                if not warm:
+                    scene.client = _CallTimer(client, totals)
+                n = 0
+                for action in actions[s]:
+                    t0 = time.perf_counter()
+                    _, _, terminated, truncated, _ = env.step(action)
+                    if not warm:
+                        env_seconds += time.perf_counter() - t0
+                    n += 1
+                    if terminated or truncated:
+                        break
+                scene.client = client
+                seconds, _ = floor_episode(env, work, actions[s][:n], s,
+                                           defaultdict(float) if warm else floor_parts)
+                if not warm:
+                    floor_seconds += seconds
+                    steps += n
+    finally:
+        scene.client = client
+        env.close()
+    lines = [f"{env_id} {obs_mode}: {steps} steps; ms per step",
+             f"  env.step {1e3 * env_seconds / steps:.3f} (pybullet calls timed one by one)",
+             f"  floor    {1e3 * floor_seconds / steps:.3f}"]
+    inside = 0.0
+    for name, (seconds, count) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        inside += seconds
+        lines.append(f"  env   {name:30s} {1e3 * seconds / steps:8.4f}  "
+                     f"({count / steps:.1f} calls/step, {1e6 * seconds / count:.1f} µs/call)")
+    lines.append(f"  env   {'all pybullet calls':30s} {1e3 * inside / steps:8.4f}")
+    lines.append(f"  env   {'Python and the rest':30s} {1e3 * (env_seconds - inside) / steps:8.4f}")
+    for name, seconds in floor_parts.items():
+        lines.append(f"  floor {name:30s} {1e3 * seconds / steps:8.4f}")
+    return "\n".join(lines)
+
+
 def table(results: list[Result]) -> str:
     lines = ["| env | obs | env steps/s | floor steps/s | overhead (wall) "
              "| wall range over repeats "
@@ -324,9 +405,17 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", choices=("state", "rgb"),
                         help="instead of timing, cProfile --profile-steps env steps of each --env")
     parser.add_argument("--profile-steps", type=int, default=1000)
+    parser.add_argument("--by-call", choices=("state", "rgb"),
+                        help="instead of timing, time each pybullet function inside env.step "
+                             "of each --env, next to the floor's parts")
     args = parser.parse_args(argv)
     env_ids = args.env or list(ENV_IDS)
     modes = ("state", "rgb") if args.obs == "both" else (args.obs,)
+
+    if args.by_call:
+        for env_id in env_ids:
+            print(by_call(env_id, args.by_call, args.episodes))
+        return 0
 
     if args.profile:
         for env_id in env_ids:

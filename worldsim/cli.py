@@ -246,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="collect BlockPush demos, train implicit and explicit BC, "
                                        "evaluate both (what `make demo` runs)")
     demo.add_argument("--out", default="runs/demo", metavar="DIR", help="default: runs/demo")
-    demo.add_argument("--episodes", type=_positive_int, default=400, metavar="N",
-                      help="oracle demonstrations to collect (default: 400)")
+    demo.add_argument("--episodes", type=_positive_int, default=1000, metavar="N",
+                      help="oracle demonstrations to collect (default: 1000)")
     demo.add_argument("--num-envs", type=_positive_int, default=2, metavar="K")
     demo.add_argument("--eval-episodes", type=_positive_int, default=50, metavar="E")
     demo.add_argument("--videos", type=int, default=2, metavar="V", help="episodes to film")

@@ -41,6 +41,6 @@ def cpu_mse_config():
     config = method_config("mse", "worldsim/BlockPush-v0", "data/blockpush")
     config.model.width = 256
     config.data.batch_size = 128
-    config.train.steps = 3000
+    config.train.steps = 1500
     config.train.checkpoint_every = 500
     return config

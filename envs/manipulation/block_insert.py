@@ -16,7 +16,7 @@ from worldsim.envs.manipulation.base import wrap_angle
 from worldsim.envs.manipulation.block_push import BlockPushEnv
 from worldsim.envs.manipulation.oracles import (CONTACT_OFFSET, MOVE_SPEED, ORIENT_SPEED,
                                                PRE_PUSH_OFFSET, PUSH_SPEED, BlockOracle,
-                                               face_misalignment)
+                                               face_misalignment, step_towards, unit)
 from worldsim.envs.manipulation.scene import BLOCK_SIZE, BLUE, RED
 
 SLOT_CLEARANCE = 0.006  # m of slot width beyond the block, in total (3 mm each side)
@@ -154,12 +154,12 @@ class InsertOracle(BlockOracle):
             self.phase = "seat"
         if self.phase == "stage":
             remaining = float(np.linalg.norm(stage - block_xy))
-            direction = _unit(stage - block_xy)
+            direction = unit(stage - block_xy)
             orient_start = STAGE_ORIENT_START if remaining > 0.06 else math.inf
             task = ("stage", direction, direction, orient_start, PUSH_SPEED, remaining)
         elif self.phase == "seat":
             aim = seat + max(y - LOOKAHEAD, 0.0) * normal
-            forward = _unit(aim - block_xy) if y > 0.002 else -normal
+            forward = unit(aim - block_xy) if y > 0.002 else -normal
             task = ("seat", forward, -normal, math.inf, SEAT_STEP, y)
         elif abs(error) > GATE_YAW:  # square it: circle it in contact, from behind or from the
             # side that makes the tip swing away from the fixture (CCW from local +x)
@@ -185,7 +185,7 @@ class InsertOracle(BlockOracle):
         if self.push_phase == "approach":
             pre_push = block_xy - PRE_PUSH_OFFSET * direction
             if np.linalg.norm(effector - pre_push) > self._arrival:
-                return _step_towards(effector, _around(effector, pre_push, block_xy), MOVE_SPEED)
+                return step_towards(effector, _around(effector, pre_push, block_xy), MOVE_SPEED)
             self.push_phase = "orient" if abs(error) > orient_start else "push"
             self._behind = float(direction @ face) > 0.7
             self._turn, self._orient_steps = math.copysign(min(MAX_TURN, 4 * abs(error)), error), 0
@@ -201,15 +201,15 @@ class InsertOracle(BlockOracle):
                 return np.zeros(2)
             if error * self._turn < 0:  # overshot: turn back, more gently
                 self._turn = -0.5 * self._turn
-            radial = _unit(effector - block_xy)
+            radial = unit(effector - block_xy)
             angle = math.atan2(radial[1], radial[0]) + self._turn
             waypoint = block_xy + CONTACT_OFFSET * np.array([math.cos(angle), math.sin(angle)])
-            return _step_towards(effector, waypoint, ORIENT_SPEED)
+            return step_towards(effector, waypoint, ORIENT_SPEED)
         if self.push_phase == "backout":
             retreat = block_xy - (PRE_PUSH_OFFSET + 0.03) * direction
             if np.linalg.norm(effector - retreat) < self._arrival:
                 self.push_phase = "approach"
-            return _step_towards(effector, retreat, MOVE_SPEED)
+            return step_towards(effector, retreat, MOVE_SPEED)
         relative = effector - block_xy
         behind = -float(relative @ direction)
         lateral = float(relative @ np.array([-direction[1], direction[0]]))
@@ -223,17 +223,7 @@ class InsertOracle(BlockOracle):
             self.push_phase = "backout"
             return np.zeros(2)
         waypoint = block_xy + (min(step, remaining) - CONTACT_OFFSET) * direction
-        return _step_towards(effector, waypoint, step + 0.01)
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return vector / max(float(np.linalg.norm(vector)), 1e-9)
-
-
-def _step_towards(position: np.ndarray, waypoint: np.ndarray, max_step: float) -> np.ndarray:
-    delta = waypoint - position
-    distance = float(np.linalg.norm(delta))
-    return delta if distance <= max_step else delta * (max_step / distance)
+        return step_towards(effector, waypoint, step + 0.01)
 
 
 def _around(effector: np.ndarray, waypoint: np.ndarray, block_xy: np.ndarray) -> np.ndarray:

@@ -11,8 +11,7 @@ import math
 import numpy as np
 
 from worldsim.envs.manipulation.base import BlockTaskEnv
-from worldsim.envs.manipulation.oracles import (MOVE_SPEED, PRE_PUSH_OFFSET, BlockOracle,
-                                               BlockPusher, via_points)
+from worldsim.envs.manipulation.oracles import MOVE_SPEED, PRE_PUSH_OFFSET, BlockOracle, via_points
 from worldsim.envs.manipulation.scene import BLUE, GREEN, RED, YELLOW
 
 COLOURS = {"blue": BLUE, "yellow": YELLOW, "red": RED, "green": GREEN}
@@ -145,9 +144,10 @@ GIVE_UP_STEPS = 150  # a cube not placed after this many steps goes to the back 
 class SortOracle(BlockOracle):
     """Sorts the cubes one at a time, in an order drawn from the env's ``np_random`` at ``reset``.
 
-    Each cube is pushed with ``BlockPusher`` (orient and push phases) to a slot point of its zone,
-    through a via point when another cube is in the way; the oracle itself steers the tip to the
-    pre-push point, round every cube. A zone's slots lie on the line through its centre pointing
+    Each cube is pushed with ``BlockPusher`` (turning it first only if ``orient``, and never
+    within ``NO_ORIENT_NEAR`` of its slot) to a slot point of its zone, through a via point when
+    another cube is in the way; the oracle itself steers the tip to the pre-push point, round
+    every cube (``tip_path_waypoint``). A zone's slots lie on the line through its centre pointing
     away from the block area, ``SLOT_SPACING`` apart; a cube takes the outermost slot that no
     other cube occupies, so later cubes of that colour stop short of earlier ones. Between cubes
     the tip backs off 0.08 m along the push line, then returns to ``HOME_XY``. A cube knocked out
@@ -161,7 +161,7 @@ class SortOracle(BlockOracle):
         self._queue = list(self.order)
         self.phase = "select"  # select -> push -> back -> home -> select ...
         self.current, self.goals = None, []  # the cube being sorted, its [via point..., slot point]
-        self.pusher, self._steps, self._waypoint = BlockPusher(), 0, HOME_XY
+        self.pusher, self._steps, self._waypoint = self._pusher(), 0, HOME_XY
 
     def slot_points(self, colour: int) -> np.ndarray:
         """(n_blocks_per_colour, 2) slot points of a zone, outermost first."""
@@ -192,7 +192,7 @@ class SortOracle(BlockOracle):
         if not plans:
             return False
         self.current, self.goals, _ = next((plan for plan in plans if plan[2]), plans[0])
-        self.pusher, self.phase, self._steps = BlockPusher(), "push", 0
+        self.pusher, self.phase, self._steps = self._pusher(), "push", 0
         return True
 
     def _action(self, effector: np.ndarray) -> np.ndarray:
@@ -225,12 +225,12 @@ class SortOracle(BlockOracle):
             clear = np.min(np.linalg.norm(np.delete(blocks, self.current, 0) - back, axis=1)) > TIP_CHECK
             self.phase, self._waypoint = ("back", back) if clear else ("home", HOME_XY)
             return None
+        # never turn a cube next to its slot, where circling it would shove the cubes sorted there
+        self.pusher.orient = self.orient and np.linalg.norm(xy - self.goals[-1]) > NO_ORIENT_NEAR
         if self.pusher.phase == "approach":
             pre_push = xy - PRE_PUSH_OFFSET * _unit(self.goals[0] - xy)
             if np.linalg.norm(effector - pre_push) >= 0.002:
                 return _step(effector, tip_path_waypoint(effector, pre_push, blocks), MOVE_SPEED)
-        if np.linalg.norm(xy - self.goals[-1]) < NO_ORIENT_NEAR:  # push on without turning: the
-            yaw = math.atan2(*(self.goals[0] - xy)[::-1])  # pusher is told the cube is aligned
         return self.pusher.action(effector, xy, yaw, self.goals[0])
 
 

@@ -29,11 +29,13 @@ ORIENT_DONE = 0.03
 SLIP_LATERAL = 0.012  # m off the push line before the pusher re-approaches
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
+def unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to length 1 (a zero vector stays zero)."""
     return vector / max(float(np.linalg.norm(vector)), 1e-9)
 
 
-def _step_towards(position: np.ndarray, waypoint: np.ndarray, max_step: float) -> np.ndarray:
+def step_towards(position: np.ndarray, waypoint: np.ndarray, max_step: float) -> np.ndarray:
+    """The move from ``position`` towards ``waypoint``, at most ``max_step`` metres long."""
     delta = waypoint - position
     distance = float(np.linalg.norm(delta))
     return delta if distance <= max_step else delta * (max_step / distance)
@@ -59,7 +61,7 @@ class BlockPusher:
 
     def action(self, effector: np.ndarray, block_xy: np.ndarray, block_yaw: float,
                goal_xy: np.ndarray, obstacles: list[np.ndarray] = ()) -> np.ndarray:
-        direction = _unit(goal_xy - block_xy)
+        direction = unit(goal_xy - block_xy)
         # A phase that ends hands over to the next one within the same step: a demonstrator
         # that pauses at phase switches teaches a cloned policy to stand still there.
         for _ in range(3):
@@ -82,7 +84,7 @@ class BlockPusher:
             self._turn = math.copysign(0.2, face_misalignment(direction, block_yaw))
             return None
         waypoint = _detour(effector, pre_push, block_xy, list(obstacles))
-        return _step_towards(effector, waypoint, MOVE_SPEED)
+        return step_towards(effector, waypoint, MOVE_SPEED)
 
     def _orient(self, effector, block_xy, block_yaw, direction):
         """Circle the block in contact, dragging a face round towards the push direction."""
@@ -91,10 +93,10 @@ class BlockPusher:
         if abs(error) < ORIENT_DONE or self._orient_steps > self.max_orient_steps:
             self.phase = "approach"
             return None
-        radial = _unit(effector - block_xy)
+        radial = unit(effector - block_xy)
         angle = math.atan2(radial[1], radial[0]) + self._turn
         waypoint = block_xy + CONTACT_OFFSET * np.array([math.cos(angle), math.sin(angle)])
-        return _step_towards(effector, waypoint, ORIENT_SPEED)
+        return step_towards(effector, waypoint, ORIENT_SPEED)
 
     def _push(self, effector, block_xy, block_yaw, goal_xy, direction):
         relative = effector - block_xy
@@ -107,7 +109,7 @@ class BlockPusher:
         remaining = float(np.linalg.norm(goal_xy - block_xy))
         contact = block_xy - CONTACT_OFFSET * direction
         waypoint = contact + min(PUSH_SPEED, remaining) * direction
-        return _step_towards(effector, waypoint, PUSH_SPEED + 0.01)
+        return step_towards(effector, waypoint, PUSH_SPEED + 0.01)
 
 
 def _detour(effector: np.ndarray, waypoint: np.ndarray, block: np.ndarray,
@@ -128,19 +130,26 @@ def _detour(effector: np.ndarray, waypoint: np.ndarray, block: np.ndarray,
     for obstacle in obstacles:
         if _segment_distance(obstacle, effector, waypoint) >= CLEARANCE - 0.02:
             continue
-        segment = waypoint - effector
-        t = float(np.clip((obstacle - effector) @ segment / max(float(segment @ segment), 1e-12), 0, 1))
-        side = effector + t * segment - obstacle
-        if np.linalg.norm(side) < 1e-6:
-            side = np.array([-segment[1], segment[0]])
-        return obstacle + CLEARANCE * _unit(side)
+        return obstacle + CLEARANCE * _away_from(obstacle, effector, waypoint)
     return waypoint
 
 
-def _segment_distance(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
+def _closest_on_segment(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     segment = end - start
     t = float(np.clip((point - start) @ segment / max(float(segment @ segment), 1e-12), 0, 1))
-    return float(np.linalg.norm(start + t * segment - point))
+    return start + t * segment
+
+
+def _segment_distance(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
+    return float(np.linalg.norm(_closest_on_segment(point, start, end) - point))
+
+
+def _away_from(obstacle: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Unit vector from ``obstacle`` to the nearest point of the segment (or across it)."""
+    side = _closest_on_segment(obstacle, start, end) - obstacle
+    if np.linalg.norm(side) < 1e-6:
+        side = np.array([-(end - start)[1], (end - start)[0]])
+    return unit(side)
 
 
 def via_points(start: np.ndarray, goal: np.ndarray, obstacles: list[np.ndarray],
@@ -153,12 +162,7 @@ def via_points(start: np.ndarray, goal: np.ndarray, obstacles: list[np.ndarray],
     for obstacle in obstacles:
         if _segment_distance(obstacle, start, goal) >= clearance:
             continue
-        segment = goal - start
-        t = float(np.clip((obstacle - start) @ segment / max(float(segment @ segment), 1e-12), 0, 1))
-        side = start + t * segment - obstacle
-        if np.linalg.norm(side) < 1e-6:
-            side = np.array([-segment[1], segment[0]])
-        return [obstacle + clearance * _unit(side), goal]
+        return [obstacle + clearance * _away_from(obstacle, start, goal), goal]
     return [goal]
 
 
@@ -256,7 +260,7 @@ class MultimodalOracle(BlockOracle):
             if np.linalg.norm(effector - self.retreat[0]) < 0.005:
                 self.retreat.pop(0)
             if self.retreat:
-                return _step_towards(effector, self.retreat[0], MOVE_SPEED)
+                return step_towards(effector, self.retreat[0], MOVE_SPEED)
         block_index, target_index = self.plan[self.stage]
         block_xy, block_yaw = self._pose(self.env.blocks[block_index])
         if len(self.goals) > 1 and np.linalg.norm(block_xy - self.goals[0]) < 0.03:
@@ -264,7 +268,7 @@ class MultimodalOracle(BlockOracle):
         goal_xy = self.goals[0]
         if (self.stage == 0 and len(self.goals) == 1
                 and np.linalg.norm(block_xy - goal_xy) < 0.6 * self.env.goal_tolerance):
-            back = block_xy + PRE_PUSH_OFFSET * 1.6 * _unit(effector - block_xy)
+            back = block_xy + PRE_PUSH_OFFSET * 1.6 * unit(effector - block_xy)
             self._start_stage(1)
             self.retreat = [back, np.array(EFFECTOR_START_XY)]
             return self._action(effector)
