@@ -18,7 +18,8 @@ from worldsim.agents.bc.models import make_bc_loss_fn, make_bc_model, make_bc_pr
 from worldsim.agents.ibc.agent import make_energy_model, make_loss_fn, make_predict_fn
 from worldsim.agents.ibc.samplers import ActionBounds
 from worldsim.agents.inputs import IMAGE_KEY, model_inputs
-from worldsim.data import WindowedBatches, check_compatible, load_dataset
+from worldsim.data import (IncompatibleDatasetError, WindowedBatches, check_compatible,
+                           load_dataset)
 from worldsim.data.windows import NormalizationStats, is_image
 from worldsim.train.loop import TrainTask
 
@@ -72,6 +73,10 @@ def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
     check_compatible(config.dataset, env)
     state_keys, use_images = _observation_keys(config, env.observation_space)
     dataset = load_dataset(config.dataset)
+    if dataset.env_id != config.env_id:
+        raise IncompatibleDatasetError(
+            f"dataset {config.dataset} was recorded in {dataset.env_id}, but the config trains "
+            f"for {config.env_id}; collect a dataset of {config.env_id} or fix config.dataset")
     episodes = list(dataset.episodes)[:config.max_episodes or None]
     keys = state_keys + ([IMAGE_KEY] if use_images else [])
     batches = WindowedBatches(episodes, keys, config.data.window, config.data.batch_size,

@@ -101,7 +101,8 @@ class _CoordinateBowl:
 
 
 def test_autoregressive_dfo_optimises_coordinate_by_coordinate():
-    model = type("HandSetAutoregressive", (), {"models": [_CoordinateBowl(0), _CoordinateBowl(1)]})()
+    model = type("HandSetAutoregressive", (), {})()
+    model.models = [_CoordinateBowl(0), _CoordinateBowl(1)]
     ibc = ml_collections.ConfigDict({"inference_samples": 512, "dfo_iterations": 3,
                                      "dfo_noise": 0.33, "dfo_noise_shrink": 0.5,
                                      "temperature": 0.1})
@@ -162,8 +163,10 @@ def test_gradient_penalty_of_a_linear_energy():
     weights = jnp.array([[2.5, -4.0], [0.5, 1.5]])
     expected = (max(0.0, 4.0 - 1.0) ** 2 + max(0.0, 1.5 - 1.0) ** 2) / 2
     assert float(gradient_penalty(linear(weights), actions, margin=1.0)) == pytest.approx(expected)
-    assert float(gradient_penalty(linear(weights), actions, margin=2.0)) == pytest.approx(2.0 ** 2 / 2)
-    # The penalty's gradient reaches the energy parameters: d/dw[0,1] = 0.5 * 2 * (4 - 1) * sign(-4).
+    margin_two = gradient_penalty(linear(weights), actions, margin=2.0)
+    assert float(margin_two) == pytest.approx((4.0 - 2.0) ** 2 / 2)
+    # The penalty's gradient reaches the energy parameters:
+    # d/dw[0, 1] = (1/2) * 2 * (4 - 1) * sign(-4) = -3, d/dw[1, 1] = (1/2) * 2 * (1.5 - 1) = 0.5.
     grad = jax.grad(lambda w: gradient_penalty(linear(w), actions, 1.0))(weights)
     np.testing.assert_allclose(grad, [[0.0, -3.0], [0.0, 0.5]], atol=1e-6)
 
@@ -297,7 +300,7 @@ def test_resume_matches_an_uninterrupted_run(particle_dataset, tmp_path):
 def test_unknown_override_names_the_nearest_keys():
     from worldsim.train.configuration import ConfigError, apply_override, load_config
 
-    path = CONFIGS / "ibc" / "particle_dfo.py"
+    path = CONFIGS / "ibc" / "particle.py"
     config = load_config(path, ["--config.train.steps=7", "--config.train.learning_rate=1"])
     assert config.train.steps == 7 and config.train.learning_rate == 1.0
     assert isinstance(config.train.learning_rate, float)

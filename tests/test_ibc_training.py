@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 
 import gymnasium
-import numpy as np
 import pytest
 
 import worldsim.envs  # noqa: F401  (registers the ids)
@@ -67,7 +66,8 @@ def test_short_training_lowers_the_loss_and_the_policy_acts(tmp_path):
 
 @pytest.mark.slow
 def test_ibc_beats_a_random_policy_on_particle(tmp_path):
-    """Measured on a loaded 2-core CPU: ~75 % success after 3000 steps vs 0 % for random."""
+    """Measured on 2 shared CPU cores: IBC 65 % on seeds 10000-10039 after 3000 steps (77 s
+    for the whole test), random 0 %."""
     episodes = 40
     dataset = collect(ENV_ID, episodes=200, out=tmp_path / "particle", num_envs=1,
                       progress=False, overwrite=True)
@@ -83,4 +83,6 @@ def test_ibc_beats_a_random_policy_on_particle(tmp_path):
     random = collect(ENV_ID, episodes=episodes, out=tmp_path / "random", policy="random",
                      seed=EVAL_SEED, num_envs=1, progress=False, overwrite=True)
     random_pc = 100.0 * read_metadata(random)["worldsim"]["success_rate"]
+    print(f"particle success over seeds {EVAL_SEED}..{EVAL_SEED + episodes - 1}: "
+          f"IBC {ibc:.1f} %, random {random_pc:.1f} %")
     assert ibc >= random_pc + 30.0, (ibc, random_pc)

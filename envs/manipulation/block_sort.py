@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from worldsim.envs.manipulation.base import BlockTaskEnv
-from worldsim.envs.manipulation.oracles import MOVE_SPEED, PRE_PUSH_OFFSET, BlockOracle, via_points
+from worldsim.envs.manipulation.oracles import (MOVE_SPEED, PRE_PUSH_OFFSET, BlockOracle,
+                                               step_towards, unit, via_points)
 from worldsim.envs.manipulation.scene import BLUE, GREEN, RED, YELLOW
 
 COLOURS = {"blue": BLUE, "yellow": YELLOW, "red": RED, "green": GREEN}
@@ -167,9 +168,9 @@ class SortOracle(BlockOracle):
         """(n_blocks_per_colour, 2) slot points of a zone, outermost first."""
         env, n = self.env, self.env.n_blocks_per_colour
         zone = env.zone_xy[colour]
-        outward = _unit(zone - BLOCK_AREA_CENTRE)
-        # outermost slot ≤ tolerance - SORTED_MARGIN - SLOT_DONE from the centre: placed ⇒ sorted
-        spacing = min(SLOT_SPACING, 2 * (env.goal_tolerance - 0.015) / max(n - 1, 1))
+        outward = unit(zone - BLOCK_AREA_CENTRE)
+        reach = env.goal_tolerance - SORTED_MARGIN - SLOT_DONE  # outermost slot: placed ⇒ sorted
+        spacing = min(SLOT_SPACING, 2 * reach / max(n - 1, 1))
         return zone + (spacing * ((n - 1) / 2 - np.arange(n)))[:, None] * outward
 
     def _plan(self, i: int, blocks: np.ndarray) -> tuple[list[np.ndarray], bool]:
@@ -181,7 +182,7 @@ class SortOracle(BlockOracle):
         slot = free[0] if free else slots[-1]
         in_way = [o for o in others if np.linalg.norm(o - slot) > PATH_CHECK]
         goals = via_points(blocks[i], slot, in_way, clearance=PATH_CHECK)
-        pre_push = blocks[i] - PRE_PUSH_OFFSET * _unit(goals[0] - blocks[i])
+        pre_push = blocks[i] - PRE_PUSH_OFFSET * unit(goals[0] - blocks[i])
         return goals, bool(np.min(np.linalg.norm(others - pre_push, axis=1)) > TIP_CHECK)
 
     def _select(self, blocks: np.ndarray) -> bool:
@@ -208,7 +209,7 @@ class SortOracle(BlockOracle):
                 self.phase = "select"
                 return self._action(effector)
             self.phase, self._waypoint = "home", HOME_XY
-        return _step(effector, tip_path_waypoint(effector, self._waypoint, blocks), MOVE_SPEED)
+        return step_towards(effector, tip_path_waypoint(effector, self._waypoint, blocks), MOVE_SPEED)
 
     def _push(self, effector: np.ndarray, blocks: np.ndarray) -> np.ndarray | None:
         """The next action pushing the current cube, or None once it is placed (or given up)."""
@@ -221,27 +222,19 @@ class SortOracle(BlockOracle):
             if not placed:  # try the others first
                 self._queue.remove(self.current)
                 self._queue.append(self.current)
-            back = xy + BACK_OFF * _unit(effector - xy)
+            back = xy + BACK_OFF * unit(effector - xy)
             clear = np.min(np.linalg.norm(np.delete(blocks, self.current, 0) - back, axis=1)) > TIP_CHECK
             self.phase, self._waypoint = ("back", back) if clear else ("home", HOME_XY)
             return None
         # never turn a cube next to its slot, where circling it would shove the cubes sorted there
         self.pusher.orient = self.orient and np.linalg.norm(xy - self.goals[-1]) > NO_ORIENT_NEAR
         if self.pusher.phase == "approach":
-            pre_push = xy - PRE_PUSH_OFFSET * _unit(self.goals[0] - xy)
+            pre_push = xy - PRE_PUSH_OFFSET * unit(self.goals[0] - xy)
             if np.linalg.norm(effector - pre_push) >= 0.002:
-                return _step(effector, tip_path_waypoint(effector, pre_push, blocks), MOVE_SPEED)
+                return step_towards(effector, tip_path_waypoint(effector, pre_push, blocks), MOVE_SPEED)
         return self.pusher.action(effector, xy, yaw, self.goals[0])
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return vector / max(float(np.linalg.norm(vector)), 1e-9)
-
-
-def _step(start: np.ndarray, goal: np.ndarray, max_step: float) -> np.ndarray:
-    """The move from ``start`` towards ``goal``, at most ``max_step`` long."""
-    delta = goal - start
-    return delta * min(1.0, max_step / max(float(np.linalg.norm(delta)), 1e-9))
 
 
 def tip_path_waypoint(start: np.ndarray, goal: np.ndarray, blocks: np.ndarray,

@@ -133,21 +133,18 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: TrainTas
             state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
             step += 1
             bar.update(1)
-            if step % tc.log_every == 0 or step == tc.steps:
+            log_now = step % tc.log_every == 0 or step == tc.steps
+            save_now = step % tc.checkpoint_every == 0 or step == tc.steps
+            if log_now or save_now:  # never save parameters that a NaN has reached
                 values = {k: float(np.asarray(v)) for k, v in metrics.items()}
+                _raise_if_diverged(values, step, checkpointer)
+            if log_now:
                 now = time.perf_counter()
                 values["steps_per_sec"] = (step - last_log) / max(now - last_time, 1e-9)
                 last_log, last_time = step, now
-                bad = first_non_finite(values)
-                if bad is not None:
-                    saved = checkpointer.latest_step()
-                    raise TrainingDiverged(
-                        f"training diverged at step {step}: {bad} = {values[bad]}. "
-                        f"The last good checkpoint is step {saved} in {checkpointer.directory}; "
-                        f"lower train.learning_rate or set train.grad_clip_norm and re-run.")
                 metrics_writer.write(step, values)
                 bar.set_postfix(loss=f"{values['loss']:.4f}")
-            if step % tc.checkpoint_every == 0 or step == tc.steps:
+            if save_now:
                 checkpointer.save(step, state.to_pure_dict(), meta(step))
     except KeyboardInterrupt:
         if step > (checkpointer.latest_step() or 0):
@@ -156,5 +153,15 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: TrainTas
     finally:
         bar.close()
         checkpointer.close()
-    model, _ = nnx.merge(graphdef, state)
-    return model
+    nnx.update((task.model, optimizer), state)  # the donated buffers of task.model are gone
+    return task.model
+
+
+def _raise_if_diverged(values: dict[str, float], step: int, checkpointer: Checkpointer) -> None:
+    ordered = {"loss": values.get("loss", 0.0), **values}  # name the loss first if it is bad
+    bad = first_non_finite(ordered)
+    if bad is not None:
+        raise TrainingDiverged(
+            f"training diverged at step {step}: {bad} = {values[bad]}. The last good checkpoint "
+            f"is step {checkpointer.latest_step()} in {checkpointer.directory}; lower "
+            f"train.learning_rate or set train.grad_clip_norm and re-run.")
