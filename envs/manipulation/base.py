@@ -1,6 +1,6 @@
 """The common machinery of the block tasks: spaces, action handling, observation assembly.
 
-A task subclasses ``BlockTaskEnv`` and fills in four hooks: ``_build`` (create bodies once),
+A task subclasses ``BlockTaskEnv`` and fills in four hooks: ``_build`` (create its bodies in the freshly built world),
 ``_randomize`` (place them at reset), ``_state_observation`` (the state dict, in the order of
 ``STATE_KEYS``) and ``_evaluate`` (reward and success after a step).
 """
@@ -77,12 +77,12 @@ class BlockTaskEnv(gymnasium.Env):
         self.goal_tolerance = tolerance
         self.scene = XArmScene()
         self._build()
-        self.scene.freeze()
         self.action_space = spaces.Box(-MAX_ACTION, MAX_ACTION, (2,), np.float32)
         self.observation_space = self._make_observation_space()
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _build(self) -> None:
+        """Creates the task's bodies in a freshly built world (at construction and every reset)."""
         raise NotImplementedError
 
     def _randomize(self) -> None:
@@ -101,7 +101,8 @@ class BlockTaskEnv(gymnasium.Env):
     # ------------------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.scene.restore()
+        self.scene.reset_world()
+        self._build()
         self._randomize()
         self.scene.settle()
         self._start_episode()

@@ -90,9 +90,9 @@ class Camera:
 class XArmScene:
     """One pybullet world (its own DIRECT connection) with the arm, the tip and the floor.
 
-    Task environments add their blocks and targets with ``add_block`` / ``add_zone`` /
-    ``add_fixed_body``, then call ``freeze`` once; ``restore`` brings the world back to that
-    frozen state before every episode, which makes resets deterministic.
+    Before every episode ``reset_world`` rebuilds it from nothing, and the task adds its blocks
+    and targets with ``add_block`` / ``add_zone`` / ``add_fixed_body``: the same seed then
+    gives exactly the same episode, whatever ran before.
     """
 
     def __init__(self) -> None:
@@ -102,18 +102,33 @@ class XArmScene:
         # pybullet module is torn down.
         self._finalizer = weakref.finalize(self, _disconnect, self.client)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
-        self.client.setPhysicsEngineParameter(enableFileCaching=0)
-        self.client.setTimeStep(1.0 / PHYSICS_HZ)
-        self.client.setGravity(0, 0, -9.8)
-        self.client.loadURDF("plane.urdf", [0, 0, -0.001])
+        self.home_joints: np.ndarray | None = None
+        self.reset_world()
+
+    def reset_world(self) -> None:
+        """Rebuilds the world from nothing: floor, arm at its home pose, tip.
+
+        Called before every episode. pybullet's saveState/restoreState does not reset the
+        solver's cached state, so an episode after a restore differed (by ~1e-6 m) from the
+        same-seed episode right after construction; a rebuild (~50 ms) is exact.
+        """
+        c = self.client
+        c.resetSimulation()
+        c.setPhysicsEngineParameter(enableFileCaching=0, deterministicOverlappingPairs=1)
+        c.setTimeStep(1.0 / PHYSICS_HZ)
+        c.setGravity(0, 0, -9.8)
+        c.loadURDF("plane.urdf", [0, 0, -0.001])
         self._add_workspace_visual()
-        self.robot = self.client.loadURDF("xarm/xarm6_robot.urdf", [0, 0, 0], useFixedBase=True)
-        for link in range(-1, self.client.getNumJoints(self.robot)):
-            self.client.changeDynamics(self.robot, link, linearDamping=0, angularDamping=0)
+        self.robot = c.loadURDF("xarm/xarm6_robot.urdf", [0, 0, 0], useFixedBase=True)
+        for link in range(-1, c.getNumJoints(self.robot)):
+            c.changeDynamics(self.robot, link, linearDamping=0, angularDamping=0)
+        if self.home_joints is None:
+            self.home_joints = self._solve_home_joints()
+        for joint, angle in zip(_ARM_JOINTS, self.home_joints):
+            c.resetJointState(self.robot, joint, angle)
         self.tip = self._attach_tip()
-        self.home_joints = self._solve_home_joints()
         self.effector_target = np.array(EFFECTOR_START_XY, dtype=np.float64)
-        self._saved_state: int | None = None
+        self.drive_to_target()
 
     # ----------------------------------------------------------------------------- building
     def _add_workspace_visual(self) -> None:
@@ -132,11 +147,15 @@ class XArmScene:
                                      rgbaColor=(0.6, 0.6, 0.6, 1))
         flange = c.getLinkState(self.robot, _ARM_LINK, computeForwardKinematics=True)
         tip = c.createMultiBody(0.01, shape, visual, basePosition=flange[4])
-        c.createConstraint(self.robot, _ARM_LINK, tip, -1, pybullet.JOINT_FIXED, (0, 0, 0),
-                           parentFramePosition=(0, 0, TIP_LENGTH / 2), childFramePosition=(0, 0, 0))
+        self._fix_tip(tip)
         for link in range(-1, c.getNumJoints(self.robot)):
             c.setCollisionFilterPair(self.robot, tip, link, -1, enableCollision=0)
         return tip
+
+    def _fix_tip(self, tip: int) -> int:
+        return self.client.createConstraint(
+            self.robot, _ARM_LINK, tip, -1, pybullet.JOINT_FIXED, (0, 0, 0),
+            parentFramePosition=(0, 0, TIP_LENGTH / 2), childFramePosition=(0, 0, 0))
 
     def _solve_home_joints(self) -> np.ndarray:
         """Joint angles that put the tool point at the start pose, pointing down."""
@@ -177,22 +196,7 @@ class XArmScene:
         c.changeDynamics(body, -1, lateralFriction=friction)
         return body
 
-    def freeze(self) -> None:
-        """Records the built world; ``restore`` returns to it."""
-        self._saved_state = self.client.saveState()
-
     # ------------------------------------------------------------------------------ episode
-    def restore(self) -> None:
-        """Puts the arm at its home pose and every body back where ``freeze`` saw it."""
-        self.client.restoreState(self._saved_state)
-        for joint, angle in zip(_ARM_JOINTS, self.home_joints):
-            self.client.resetJointState(self.robot, joint, angle)
-        flange = self.client.getLinkState(self.robot, _ARM_LINK, computeForwardKinematics=True)
-        tip_position = np.asarray(flange[4]) - np.array([0, 0, TIP_LENGTH / 2])
-        self.client.resetBasePositionAndOrientation(self.tip, tip_position, _DOWN)
-        self.effector_target = np.array(EFFECTOR_START_XY, dtype=np.float64)
-        self.drive_to_target()
-
     def place(self, body: int, xy: np.ndarray, yaw: float, z: float = 0.0) -> None:
         """Teleports a body to (x, y, z) with the given yaw, at rest."""
         orientation = self.client.getQuaternionFromEuler((0.0, 0.0, float(yaw)))
