@@ -7,6 +7,7 @@ A task subclasses ``BlockTaskEnv`` and fills in four hooks: ``_build`` (create i
 
 from __future__ import annotations
 
+import abc
 import math
 from collections import OrderedDict
 from typing import Any, Callable
@@ -45,7 +46,7 @@ def sample_separated(rng: np.random.Generator, sample: Callable[[], np.ndarray],
     raise RuntimeError(f"could not place {count} objects {min_distance} m apart in {attempts} tries")
 
 
-class BlockTaskEnv(gymnasium.Env):
+class BlockTaskEnv(gymnasium.Env, abc.ABC):
     """An xArm6 pushing blocks on a table; actions are effector-target deltas in metres.
 
     Args:
@@ -81,22 +82,24 @@ class BlockTaskEnv(gymnasium.Env):
         self.observation_space = self._make_observation_space()
 
     # ------------------------------------------------------------------ hooks for subclasses
+    @abc.abstractmethod
     def _build(self) -> None:
         """Creates the task's bodies in a freshly built world (at construction and every reset)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _randomize(self) -> None:
-        raise NotImplementedError
+        """Places the task's bodies for a new episode, drawing from ``self.np_random``."""
 
     def _start_episode(self) -> None:
         """Called after the scene settled at reset; initialise progress trackers here."""
 
+    @abc.abstractmethod
     def _state_observation(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The task state, keyed like ``STATE_KEYS``."""
 
+    @abc.abstractmethod
     def _evaluate(self) -> tuple[float, bool, dict[str, Any]]:
         """(reward, success, extra info) after a step."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):

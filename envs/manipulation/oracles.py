@@ -10,6 +10,7 @@ drawn from the environment's own ``np_random``, so demonstrations replay from th
 
 from __future__ import annotations
 
+import abc
 import math
 
 import numpy as np
@@ -166,7 +167,7 @@ def via_points(start: np.ndarray, goal: np.ndarray, obstacles: list[np.ndarray],
     return [goal]
 
 
-class BlockOracle:
+class BlockOracle(abc.ABC):
     """Base of the block oracles: noise, clipping and access to the env's bodies.
 
     ``orient``: let the pushers turn a block face-on before pushing (the original's orienting
@@ -197,8 +198,9 @@ class BlockOracle:
         space = self.env.action_space
         return np.clip(action, space.low, space.high).astype(np.float32)
 
+    @abc.abstractmethod
     def _action(self, effector: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The next (dx, dy) from the commanded effector target ``effector`` (metres)."""
 
     def _pose(self, body: int) -> tuple[np.ndarray, float]:
         return self.env.scene.pose_xy_yaw(body)
