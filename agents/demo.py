@@ -22,6 +22,7 @@ from worldsim.agents.ibc.agent import energy_landscape
 from worldsim.agents.inputs import model_inputs
 from worldsim.agents.training import make_train_task
 from worldsim.data import collect, read_metadata
+from worldsim.envs import make_oracle
 from worldsim.eval.plots import plot_energy_landscape, plot_learning_curves
 from worldsim.train.configuration import load_config
 from worldsim.train.loop import train
@@ -56,7 +57,6 @@ def write_energy_plot(workdir: Path, path: Path, seed: int = 0, grid_size: int =
     energies = np.asarray(jax.device_get(energies))[0].reshape(grid_size, grid_size)
     to_env = policy.normalization.denormalize_actions
     (x0, y0), (x1, y1) = to_env(low), to_env(high)
-    from worldsim.envs import make_oracle
     oracle = make_oracle(env)
     oracle.reset()
     demonstrated = oracle.act(obs)

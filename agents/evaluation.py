@@ -8,34 +8,16 @@ from typing import Any
 
 import gymnasium
 import ml_collections
-import numpy as np
 
 from worldsim.agents import load
 from worldsim.agents.training import make_env
 from worldsim.eval.rollout import evaluate_policy, write_eval_info
-from worldsim.eval.video import write_video
+from worldsim.eval.video import render_episode, write_video
 
 
 def _make_eval_env(config_dict: dict[str, Any], render: bool = False) -> gymnasium.Env:
     config = ml_collections.ConfigDict(config_dict)
     return make_env(config, render_mode="rgb_array") if render else make_env(config)
-
-
-def film_episode(policy, config_dict: dict[str, Any], seed: int) -> tuple[list[np.ndarray], bool]:
-    """Frames (T+1 images) and success of one seeded episode of ``policy``."""
-    env = _make_eval_env(config_dict, render=True)
-    try:
-        obs, info = env.reset(seed=seed)
-        policy.reset()
-        frames, success, done = [env.render()], bool(info.get("is_success")), False
-        while not done:
-            obs, _, terminated, truncated, info = env.step(policy.act(obs))
-            frames.append(env.render())
-            success |= bool(info.get("is_success"))
-            done = terminated or truncated
-        return frames, success
-    finally:
-        env.close()
 
 
 def evaluate_workdir(workdir: str | Path, episodes: int = 100, num_envs: int = 2,
@@ -50,9 +32,14 @@ def evaluate_workdir(workdir: str | Path, episodes: int = 100, num_envs: int = 2
     info = evaluate_policy(policy, make, episodes, num_envs, seed, progress)
     paths = []
     for episode in range(min(videos, episodes)):
-        frames, success = film_episode(policy, config_dict, seed + episode)
-        outcome = "success" if success else "failure"
-        paths.append(str(write_video(frames, workdir / "videos" / f"eval_seed{seed + episode}_{outcome}.mp4")))
+        env = _make_eval_env(config_dict, render=True)
+        try:
+            filmed = render_episode(env, policy, seed + episode)
+        finally:
+            env.close()
+        outcome = "success" if filmed.success else "failure"
+        name = f"eval_seed{seed + episode}_{outcome}.mp4"
+        paths.append(str(write_video(filmed.frames, workdir / "videos" / name, filmed.fps)))
     info["overall"]["video_paths"] = paths
     info["env_id"] = policy.config.env_id
     info["env_kwargs"] = dict(policy.config.env_kwargs)

@@ -3,11 +3,9 @@ checkpoint to a model: the one place that knows which agent builds which network
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gymnasium
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -20,7 +18,7 @@ from worldsim.agents.ibc.samplers import ActionBounds
 from worldsim.agents.inputs import IMAGE_KEY, model_inputs
 from worldsim.data import (IncompatibleDatasetError, WindowedBatches, check_compatible,
                            load_dataset)
-from worldsim.data.windows import NormalizationStats, is_image
+from worldsim.data.windows import NormalizationStats
 from worldsim.train.loop import TrainTask
 
 AGENTS = ("ibc", "mse", "mdn")

@@ -79,3 +79,30 @@ def test_aggregate_and_atomic_write(tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="episodes=0"):
         evaluate_policy(Frozen(), make_particle, 0, 1)
+
+
+class SingleEnv:
+    """``reset()``/``act(obs)`` view of a batched policy."""
+
+    def __init__(self, batched):
+        self.batched = batched
+
+    def reset(self):
+        self.batched.reset()
+
+    def act(self, obs):
+        return self.batched.act_batch({k: v[None] for k, v in obs.items()})[0]
+
+
+def test_render_episode_and_write_video(tmp_path):
+    from worldsim.eval.video import render_episode, write_video
+
+    env = gymnasium.make("worldsim/Particle-v0", render_mode="rgb_array")
+    episode = render_episode(env, SingleEnv(GoalSeeker()), seed=3)
+    env.close()
+    assert episode.success and len(episode.frames) > 2
+    assert episode.frames[0].shape == (180, 240, 3)
+    path = write_video(episode.frames, tmp_path / "particle.mp4", episode.fps)
+    assert path.stat().st_size > 1000 and not list(tmp_path.glob(".*"))
+    with pytest.raises(ValueError, match="unsupported video"):
+        write_video(episode.frames, tmp_path / "particle.avi")

@@ -52,7 +52,7 @@ class BlockInsertEnv(BlockPushEnv):
     on the floor (not on top of a wall). Reward: best-so-far ``1 - d / d0`` with d the distance
     to the seated point, 1.0 and termination on success. info: is_success, goal_distance (m).
     The fixture body's origin *is* the seated point, so ``goal_distance`` measures to where the
-    block rests inside the U (the original measured to the fixture origin, a known TODO). The
+    block rests inside the U (the original measured to the fixture origin, an open item there). The
     inside is 4.6 cm wide (6 mm clearance): a centred block must be square to the slot within
     about 0.15 rad to enter.
     """

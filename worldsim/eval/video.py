@@ -1,6 +1,6 @@
 """Rollout videos: render an episode with ``env.render()`` and write it as MP4 (or GIF).
 
-    >>> episode = render_episode("worldsim/BlockPush-v0", seed=0)
+    >>> episode = render_episode(gymnasium.make(env_id, render_mode="rgb_array"), policy, seed=0)
     >>> write_video(episode.frames, "runs/demo/videos/blockpush_seed0.mp4", fps=episode.fps)
 """
 
@@ -11,7 +11,6 @@ import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import gymnasium
 import numpy as np
@@ -30,30 +29,18 @@ class RenderedEpisode:
     seed: int
 
 
-def render_episode(env_id: str, seed: int, policy: str = "oracle", noise_std: float = 0.0,
-                   env_kwargs: dict[str, Any] | None = None) -> RenderedEpisode:
-    """Runs one episode of ``policy`` ("oracle" or "random") with render_mode="rgb_array"."""
-    import worldsim.envs  # noqa: F401  (registers the ids)
-    from worldsim.envs.wrappers import ORACLE_ACTION_KEY, OracleActionInInfo
-
-    if policy not in ("oracle", "random"):
-        raise ValueError(f"policy={policy!r} is not one of ('oracle', 'random')")
-    env = gymnasium.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
-    if policy == "oracle":
-        env = OracleActionInInfo(env, noise_std)
-    env.action_space.seed(seed)
-    try:
-        _, info = env.reset(seed=seed)
-        frames, success, done = [env.render()], bool(info.get("is_success", False)), False
-        while not done:
-            action = info[ORACLE_ACTION_KEY] if policy == "oracle" else env.action_space.sample()
-            _, _, terminated, truncated, info = env.step(action)
-            frames.append(env.render())
-            success = success or bool(info.get("is_success", False))
-            done = terminated or truncated
-        fps = int(env.metadata.get("render_fps") or DEFAULT_FPS)
-    finally:
-        env.close()
+def render_episode(env: gymnasium.Env, policy, seed: int) -> RenderedEpisode:
+    """Runs one seeded episode of ``policy`` (``reset()``, ``act(obs)``) in ``env``, which must
+    have ``render_mode="rgb_array"``; the caller owns (and closes) the env."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    frames, success, done = [env.render()], bool(info.get("is_success", False)), False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        frames.append(env.render())
+        success = success or bool(info.get("is_success", False))
+        done = terminated or truncated
+    fps = int(env.metadata.get("render_fps") or DEFAULT_FPS)
     return RenderedEpisode(frames, success, fps, seed)
 
 
