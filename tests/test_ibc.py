@@ -361,3 +361,29 @@ def test_nan_loss_raises_training_diverged(tmp_path):
     checkpointer.close()
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state))
 
+
+
+def test_spectral_norm_bounds_the_largest_singular_value():
+    from flax import nnx as _nnx
+    import jax as _jax
+    import numpy as _np
+
+    from worldsim.agents.ibc.networks import SpectralNormLinear, StateEnergyModel
+
+    from worldsim.agents.ibc.networks import update_spectral_norms
+
+    layer = SpectralNormLinear(16, 8, _nnx.Rngs(0))
+    layer.kernel[...] = layer.kernel[...] * 40.0  # σ(W) far above 1
+    u_before = _np.asarray(layer.u[...])
+    layer(_jax.numpy.ones((1, 16)))
+    _np.testing.assert_array_equal(_np.asarray(layer.u[...]), u_before)  # calling never updates u
+    for _ in range(30):
+        layer.power_iteration()
+    sigma = _np.linalg.svd(_np.asarray(layer.normalized_kernel()), compute_uv=False)[0]
+    assert abs(sigma - 1.0) < 1e-3
+    model = StateEnergyModel(4, 2, 16, 4, spectral_norm=True, rngs=_nnx.Rngs(1))
+    assert model(_jax.numpy.ones((3, 4)), _jax.numpy.zeros((3, 5, 2))).shape == (3, 5)
+    first = model.trunk.blocks[0].first
+    first_u = _np.asarray(first.u[...])
+    update_spectral_norms(model)
+    assert not _np.array_equal(_np.asarray(first.u[...]), first_u)

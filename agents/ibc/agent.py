@@ -17,7 +17,8 @@ import ml_collections
 from flax import nnx
 
 from worldsim.agents.ibc.losses import gradient_penalty, info_nce
-from worldsim.agents.ibc.networks import PixelEnergyModel, StateEnergyModel
+from worldsim.agents.ibc.networks import (PixelEnergyModel, StateEnergyModel,
+                                          update_spectral_norms)
 from worldsim.agents.ibc.samplers import (ActionBounds, derivative_free_optimize,
                                           langevin_chain, langevin_optimize, uniform_actions)
 
@@ -45,7 +46,8 @@ def make_energy_model(config: ml_collections.ConfigDict, dims: dict[str, Any],
     if config.ibc.sampler == "autoregressive":
         return AutoregressiveEnergyModel(dims["obs"], dims["action"], m.width, m.depth,
                                          m.dropout, rngs=rngs)
-    return StateEnergyModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout, rngs=rngs)
+    return StateEnergyModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout,
+                            m.spectral_norm, rngs=rngs)
 
 
 def _embed(model: nnx.Module, inputs: dict[str, jax.Array]) -> jax.Array:
@@ -59,6 +61,7 @@ def make_loss_fn(config: ml_collections.ConfigDict, bounds: ActionBounds):
     ibc = config.ibc
 
     def loss_fn(model, batch, key):
+        update_spectral_norms(model)
         actions = batch["actions"]
         if isinstance(model, AutoregressiveEnergyModel):
             return _autoregressive_loss(model, batch["inputs"], actions, key, bounds, ibc)

@@ -14,16 +14,61 @@ from flax import nnx
 _INIT = nnx.initializers.normal(0.05)  # the original's random-normal σ = 0.05 init
 
 
-def _dense(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
+class SpectralState(nnx.Variable):
+    """The power-iteration vector of a spectrally normalised layer (not trained)."""
+
+
+class SpectralNormLinear(nnx.Module):
+    """Dense layer with its kernel divided by its largest singular value σ(W).
+
+    σ is estimated from the stored right singular vector ``u`` (a ``SpectralState``, not
+    trained). ``power_iteration`` refines ``u`` once; the loss calls it once per training step
+    through ``update_spectral_norms`` (IBC §6.7), never inside the samplers' own transforms,
+    and evaluation never calls it.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rngs: nnx.Rngs) -> None:
+        self.kernel = nnx.Param(_INIT(rngs.params(), (in_features, out_features)))
+        self.bias = nnx.Param(_INIT(rngs.params(), (out_features,)))
+        u = jax.random.normal(rngs.params(), (out_features,))
+        self.u = SpectralState(u / jnp.linalg.norm(u))
+
+    def power_iteration(self) -> None:
+        kernel = jax.lax.stop_gradient(self.kernel[...])
+        v = kernel @ self.u[...]
+        u = kernel.T @ (v / (jnp.linalg.norm(v) + 1e-12))
+        self.u[...] = u / (jnp.linalg.norm(u) + 1e-12)
+
+    def normalized_kernel(self) -> jax.Array:
+        kernel = self.kernel[...]
+        sigma = jnp.linalg.norm(kernel @ jax.lax.stop_gradient(self.u[...]))
+        return kernel / (sigma + 1e-12)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x @ self.normalized_kernel() + self.bias[...]
+
+
+def update_spectral_norms(model: nnx.Module) -> None:
+    """One power iteration in every spectrally normalised layer of ``model``."""
+    for _, module in model.iter_modules():
+        if isinstance(module, SpectralNormLinear):
+            module.power_iteration()
+
+
+def _dense(in_features: int, out_features: int, rngs: nnx.Rngs,
+           spectral_norm: bool = False) -> nnx.Module:
+    if spectral_norm:
+        return SpectralNormLinear(in_features, out_features, rngs)
     return nnx.Linear(in_features, out_features, kernel_init=_INIT, bias_init=_INIT, rngs=rngs)
 
 
 class PreActivationResidualBlock(nnx.Module):
     """x + Dense(relu(Dense(relu(x)))), width preserved; optional dropout before each Dense."""
 
-    def __init__(self, width: int, dropout: float, rngs: nnx.Rngs) -> None:
-        self.first = _dense(width, width, rngs)
-        self.second = _dense(width, width, rngs)
+    def __init__(self, width: int, dropout: float, rngs: nnx.Rngs,
+                 spectral_norm: bool = False) -> None:
+        self.first = _dense(width, width, rngs, spectral_norm)
+        self.second = _dense(width, width, rngs, spectral_norm)
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -38,8 +83,9 @@ class ResidualTrunk(nnx.Module):
     """``depth // 2`` pre-activation residual blocks of width ``width`` (no normalisation layers,
     as the original: normalisation hurts energy models)."""
 
-    def __init__(self, width: int, depth: int, dropout: float, rngs: nnx.Rngs) -> None:
-        self.blocks = nnx.List([PreActivationResidualBlock(width, dropout, rngs)
+    def __init__(self, width: int, depth: int, dropout: float, rngs: nnx.Rngs,
+                 spectral_norm: bool = False) -> None:
+        self.blocks = nnx.List([PreActivationResidualBlock(width, dropout, rngs, spectral_norm)
                                 for _ in range(max(depth // 2, 1))])
 
     def __call__(self, h: jax.Array) -> jax.Array:
@@ -52,18 +98,20 @@ class StateEnergyModel(nnx.Module):
     """The IBC MLP energy model (ResNet pre-activation trunk; 128×8 by default).
 
     ``obs``: (B, D) flattened normalised observation window; ``actions``: (B, N, A) normalised
-    candidates → energies (B, N). The input layer Dense([obs; action]) is computed as
+    candidates → energies (B, N). ``spectral_norm`` normalises the trunk and head layers (the
+    input projections stay plain so late fusion still holds). The input layer
+    Dense([obs; action]) is computed as
     Dense_obs(obs) (once per example) + Dense_action(action) (per candidate), which is the
     same function as the concatenating model at a fraction of the cost.
     """
 
     def __init__(self, obs_dim: int, action_dim: int, width: int = 128, depth: int = 8,
-                 dropout: float = 0.0, *, rngs: nnx.Rngs) -> None:
+                 dropout: float = 0.0, spectral_norm: bool = False, *, rngs: nnx.Rngs) -> None:
         self.obs_projection = _dense(obs_dim, width, rngs)
         self.action_projection = nnx.Linear(action_dim, width, use_bias=False,
                                             kernel_init=_INIT, rngs=rngs)
-        self.trunk = ResidualTrunk(width, depth, dropout, rngs)
-        self.head = _dense(width, 1, rngs)
+        self.trunk = ResidualTrunk(width, depth, dropout, rngs, spectral_norm)
+        self.head = _dense(width, 1, rngs, spectral_norm)
 
     def encode(self, obs: jax.Array) -> jax.Array:
         """(B, D) → (B, width) observation embedding, reusable across candidate sets."""

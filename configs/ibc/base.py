@@ -48,6 +48,7 @@ def base_config(env_id: str, dataset: str, agent: str = "ibc", sampler: str = "d
     config.model.width = 128
     config.model.depth = 8
     config.model.dropout = 0.0
+    config.model.spectral_norm = False  # state energy models: paper's particle/D4RL setting
     config.model.num_blocks = 1  # pixel models: DenseResnetValue blocks
 
     config.ibc = ml_collections.ConfigDict()
