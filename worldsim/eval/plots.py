@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -54,14 +52,4 @@ def plot_learning_curves(workdirs: dict[str, str | Path], path: str | Path,
     axes.set(xlabel="training step", ylabel=metric, yscale="log")
     axes.legend()
     axes.grid(alpha=0.3)
-    return _save(figure, path)
-
-
-def plot_bars(values: dict[str, float], path: str | Path, ylabel: str,
-              errors: Sequence[float] | None = None) -> Path:
-    """A bar chart of named values (e.g. success rates per method)."""
-    figure, axes = plt.subplots(figsize=(max(3, 1.2 * len(values)), 3.2))
-    axes.bar(list(values), list(values.values()), yerr=errors, color="#4a7bd0")
-    axes.set(ylabel=ylabel)
-    axes.grid(axis="y", alpha=0.3)
     return _save(figure, path)
