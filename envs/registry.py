@@ -28,6 +28,15 @@ _SPECS: dict[str, tuple[str, int, str]] = {
     "worldsim/Particle-v0": (
         "worldsim.envs.particle:ParticleEnv", 50,
         "worldsim.envs.particle:ParticleOracle"),
+    "worldsim/IndoorNav-v0": (
+        "worldsim.envs.navigation.env:make_instruction_env", 20,
+        "worldsim.envs.navigation.oracle:ShortestPathOracle"),
+    "worldsim/ObjectNav-v0": (
+        "worldsim.envs.navigation.env:make_object_env", 40,
+        "worldsim.envs.navigation.oracle:ShortestPathOracle"),
+    "worldsim/PointNav-v0": (
+        "worldsim.envs.navigation.env:make_point_env", 30,
+        "worldsim.envs.navigation.oracle:ShortestPathOracle"),
 }
 
 ENV_IDS: tuple[str, ...] = tuple(_SPECS)
