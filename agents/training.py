@@ -21,7 +21,7 @@ from worldsim.data import (IncompatibleDatasetError, WindowedBatches, check_comp
 from worldsim.data.windows import NormalizationStats
 from worldsim.train.loop import TrainTask
 
-AGENTS = ("ibc", "mse", "mdn")
+AGENTS = ("ibc", "mse", "mdn", "nav_scorer")
 
 
 def _check_agent(config: ml_collections.ConfigDict) -> None:
@@ -66,6 +66,9 @@ def action_bounds(config, meta: dict[str, Any]) -> ActionBounds:
 
 def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
     """Loads the dataset, checks it against the env, builds batches, model and loss."""
+    if config.get("agent") == "nav_scorer":
+        from worldsim.agents.nav.training import make_train_task as make_scorer_task
+        return make_scorer_task(config)
     _check_agent(config)
     env = make_env(config)
     check_compatible(config.dataset, env)

@@ -57,8 +57,10 @@ def slot(batch: dict[str, np.ndarray], i: int) -> Observation:
 
 
 def slot_info(info: dict[str, Any], i: int) -> dict[str, Any]:
-    """Sub-env ``i``'s entries of a vector env's batched info dict."""
-    return {k: v[i] for k, v in info.items() if not k.startswith("_") and info[f"_{k}"][i]}
+    """Sub-env ``i``'s entries of a vector env's batched info dict (nested dicts, such as the
+    navigation envs' final ``metrics``, are batched the same way one level down)."""
+    return {k: slot_info(v, i) if isinstance(v, dict) else v[i]
+            for k, v in info.items() if not k.startswith("_") and info[f"_{k}"][i]}
 
 
 def run_seeded_episodes(envs, episodes: int, first_seed: int,

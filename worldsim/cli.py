@@ -1,4 +1,5 @@
-"""The ``worldsim`` command: list environments, collect datasets, train, evaluate, demo.
+"""The ``worldsim`` command: list environments, collect datasets, train, evaluate, demo,
+picture a navigation house (``show-house``) and evaluate navigators (``nav-eval``).
 
 Thin by design: every command parses its arguments and calls a library function. Bad user
 input prints ``worldsim: error: ...`` and exits with status 2, without a traceback.
@@ -17,6 +18,8 @@ EPILOG = """example:
   worldsim envs
   worldsim collect --env worldsim/Particle-v0 --policy oracle --episodes 200 --num-envs 2 \\
       --out data/particle
+  worldsim show-house --seed 100003 --split val_unseen --out houses
+  worldsim nav-eval --planner oracle --split val_unseen --episodes 200 --out results.json
   worldsim demo
 
 Run `worldsim COMMAND --help` for the options of a command."""
@@ -190,6 +193,83 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- show-house -------------------------------------------------------------------------------
+
+def cmd_show_house(args: argparse.Namespace) -> int:
+    from worldsim.envs.navigation.tasks import EpisodeSamplingError
+    from worldsim.eval.navigation_plots import show_house
+
+    try:
+        paths = show_house(args.seed, split=args.split, out_dir=args.out,
+                           episode_seed=args.episode_seed, panorama_size=args.panorama_size)
+    except (ValueError, EpisodeSamplingError) as err:
+        return _error(str(err))
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _add_show_house(sub) -> None:
+    p = sub.add_parser("show-house", help="draw a navigation house's map and panoramas as PNGs",
+                       description="Write DIR/house_<N>_map.png (rooms, furniture, viewpoint graph "
+                                   "and one instruction episode's path) and "
+                                   "DIR/house_<N>_panoramas.png (RGB, semantics and depth at its "
+                                   "start, middle and goal).")
+    p.add_argument("--seed", type=int, required=True, metavar="N", help="house seed")
+    p.add_argument("--split", default="train", metavar="SPLIT",
+                   help="train, val_seen, val_unseen or test; the seed must be one of its "
+                        "houses (default: train)")
+    p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
+    p.add_argument("--episode-seed", type=int, default=0, metavar="S",
+                   help="reset seed of the episode drawn (default: 0)")
+    p.add_argument("--panorama-size", type=_positive_int, nargs=2, default=(128, 256),
+                   metavar=("H", "W"), help="panorama height and width (default: 128 256)")
+    p.set_defaults(handler=cmd_show_house)
+
+
+# --- nav-eval ---------------------------------------------------------------------------------
+
+def cmd_nav_eval(args: argparse.Namespace) -> int:
+    from worldsim.agents.nav.evaluation import evaluate_navigation
+    from worldsim.eval.navigation_metrics import format_metrics_table
+
+    try:
+        result = evaluate_navigation(args.planner, split=args.split, episodes=args.episodes,
+                                     seed=args.seed, scorer_workdir=args.scorer,
+                                     horizon=args.horizon, goal_type=args.goal_type, out=args.out)
+    except (ValueError, FileNotFoundError) as err:
+        return _error(str(err))
+    summary = result["summary"]
+    title = (f"{args.planner} on {args.split} ({args.goal_type} goals, success < "
+             f"{summary['threshold']:g} m, {summary['eval_s']:.0f} s)")
+    print(format_metrics_table(summary, title))
+    if args.out:
+        print(f"written {args.out}")
+    return 0
+
+
+def _add_nav_eval(sub) -> None:
+    from worldsim.agents.nav.evaluation import PLANNERS
+
+    p = sub.add_parser("nav-eval", help="navigate seeded episodes with a planner; print SR, SPL, "
+                                        "NE, OSR, TL, nDTW, SDTW",
+                       description="Roll a navigator out on episodes SEED..SEED+N-1 of a split and "
+                                   "report the navigation metrics (rates as fractions in the JSON).")
+    p.add_argument("--planner", required=True, metavar="NAME", help=", ".join(PLANNERS))
+    p.add_argument("--split", default="val_unseen", metavar="SPLIT",
+                   help="train, val_seen, val_unseen or test (default: val_unseen)")
+    p.add_argument("--episodes", type=_positive_int, default=200, metavar="N")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="first episode seed")
+    p.add_argument("--scorer", default=None, metavar="WORKDIR",
+                   help="trained instruction–path scorer (ground_truth, baseline, world_model)")
+    p.add_argument("--horizon", type=_positive_int, default=3, metavar="K",
+                   help="look-ahead depth in viewpoints (default: 3)")
+    p.add_argument("--goal-type", default="instruction", metavar="TYPE",
+                   help="instruction, object or point (default: instruction)")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the results JSON here")
+    p.set_defaults(handler=cmd_nav_eval)
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 def _add_collect(sub) -> None:
@@ -205,7 +285,8 @@ def _add_collect(sub) -> None:
                    help="parallel env processes (default: 1)")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at DIR")
-    p.add_argument("--obs-mode", choices=OBS_MODES, default="state", help="default: state")
+    p.add_argument("--obs-mode", choices=OBS_MODES, default=None,
+                   help="block and particle envs only (default: state)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="first episode seed (default: 0)")
     p.add_argument("--env-kwargs", type=_json_object, default=None, metavar="JSON",
@@ -254,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps-scale", type=float, default=1.0, metavar="S",
                       help="multiply the training steps (e.g. 0.1 for a smoke run)")
     demo.set_defaults(handler=cmd_demo)
+    _add_show_house(sub)
+    _add_nav_eval(sub)
     return parser
 
 

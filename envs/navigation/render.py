@@ -7,7 +7,8 @@ along +y, the ¾-width column along +x), row i at polar angle ``π (i + ½) / H`
 Every render returns the triple a world model needs:
 
 * ``rgb``: (H, W, 3) uint8 — the hit triangle's class colour (with the house's variation),
-  Lambert-shaded from the hit normal: ``AMBIENT + (1 − AMBIENT) |n · light|``;
+  Lambert-shaded from its normal: ``AMBIENT + (1 − AMBIENT) |n · light|``. Triangles are flat,
+  so the shaded colour is one per triangle, computed once per house and looked up per hit;
 * ``depth``: (H, W) float32 — range along the ray in metres (not planar z), 0 where the ray
   escapes (never happens inside a closed house);
 * ``semantic``: (H, W) uint8 — mpcat40 class id of the hit, 0 (void) on a miss.
@@ -73,6 +74,15 @@ def pinhole_directions(heading: float, height: int, width: int, fov_degrees: flo
     return directions.astype(np.float32)
 
 
+def _shaded_colors(mesh) -> np.ndarray:
+    """(T, 3) uint8 Lambert-shaded colour of every triangle (the value a hit on it renders)."""
+    corners = mesh.vertices[mesh.triangles.astype(np.int64)]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    shade = AMBIENT + (1 - AMBIENT) * np.abs(normals @ LIGHT_DIRECTION.astype(np.float32))
+    return (mesh.color * shade[:, None] * 255 + 0.5).astype(np.uint8)
+
+
 class HouseRenderer:
     """Renders one house (or any list of boxes) from arbitrary camera positions."""
 
@@ -80,35 +90,38 @@ class HouseRenderer:
         mesh = boxes_to_mesh(list(boxes))
         self.scene = o3d.t.geometry.RaycastingScene()
         self.scene.add_triangles(o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.triangles))
-        # One extra row at the end for rays that hit nothing (primitive id INVALID_ID).
+        # Per-triangle lookup tables, with one extra row at the end for rays that hit nothing
+        # (primitive id INVALID_ID): class ids, and shaded uint8 colours.
         self._semantic = np.concatenate([mesh.semantic, [0]]).astype(np.uint8)
-        self._color = np.concatenate([mesh.color, np.zeros((1, 3), np.float32)])
+        self._rgb = np.concatenate([_shaded_colors(mesh), np.zeros((1, 3), np.uint8)])
         self._miss_index = len(mesh.semantic)
+
+    def _cast_rays(self, origins, directions: np.ndarray):
+        """Open3D's hits of the rays from ``origins`` ((3,) or (N, 3)) along ``directions`` (N, 3)."""
+        rays = np.empty((len(directions), 6), np.float32)  # filled in place: no concatenate
+        rays[:, :3] = origins
+        rays[:, 3:] = directions
+        return self.scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=0)
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> dict[str, np.ndarray]:
         """Raw hits of rays, (N, 3) each: ``t_hit`` (N,) in units of the direction's length,
         ``primitive_ids`` (N,) and ``normals`` (N, 3)."""
-        rays = np.concatenate([origins, directions], axis=-1).astype(np.float32)
-        hits = self.scene.cast_rays(o3d.core.Tensor(rays), nthreads=0)
+        hits = self._cast_rays(origins, directions)
         return {"t_hit": hits["t_hit"].numpy(), "primitive_ids": hits["primitive_ids"].numpy(),
                 "normals": hits["primitive_normals"].numpy()}
 
     def render_rays(self, origin, directions: np.ndarray) -> dict[str, np.ndarray]:
         """RGB, range depth and classes for unit ``directions`` (H, W, 3) from one ``origin``."""
         shape = directions.shape[:2]
-        flat = directions.reshape(-1, 3)
-        origins = np.broadcast_to(np.asarray(origin, np.float32), flat.shape)
-        hits = self.cast(origins, flat)
-        ids = hits["primitive_ids"].astype(np.int64)
-        missed = ids >= self._miss_index
-        ids[missed] = self._miss_index
-        depth = np.where(missed, 0.0, hits["t_hit"]).astype(np.float32)
-        shade = AMBIENT + (1 - AMBIENT) * np.abs(hits["normals"] @ LIGHT_DIRECTION.astype(np.float32))
-        rgb = self._color[ids] * shade[:, None]
+        hits = self._cast_rays(np.asarray(origin, np.float32), directions.reshape(-1, 3))
+        # A miss (INVALID_ID, the largest uint32) becomes the tables' last row.
+        ids = np.minimum(hits["primitive_ids"].numpy(), self._miss_index)
+        depth = np.where(ids == self._miss_index, np.float32(0.0), hits["t_hit"].numpy())
         return {
-            "rgb": (rgb * 255 + 0.5).astype(np.uint8).reshape(*shape, 3),
+            # np.take: several times faster than fancy indexing for row gathers.
+            "rgb": np.take(self._rgb, ids, axis=0).reshape(*shape, 3),
             "depth": depth.reshape(shape),
-            "semantic": self._semantic[ids].reshape(shape),
+            "semantic": np.take(self._semantic, ids).reshape(shape),
         }
 
     def panorama(self, position, height: int = 128, width: int = 256) -> dict[str, np.ndarray]:

@@ -44,6 +44,9 @@ class Episode:
     actions: (T, A) actions, in the env's action units. rewards: (T,) float64.
     terminations, truncations: (T,) bool. is_success: (T+1,) bool, ``info["is_success"]``
     after the reset (index 0) and after every step. seed: the reset seed. index: position.
+    infos: other per-step info entries the collector kept, {key: (T+1, ...)} (navigation:
+    ``node``, ``action_mask``). metadata: per-episode entries, plain Python values
+    (navigation: ``house_seed``, ``goals``, ``reference_path``, ``instructions``).
     """
 
     observations: dict[str, np.ndarray]
@@ -54,6 +57,8 @@ class Episode:
     is_success: np.ndarray
     seed: int | None
     index: int
+    infos: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def num_steps(self) -> int:
@@ -174,9 +179,9 @@ def _read_episodes(data_dir: Path, obs_space: spaces.Space) -> list[Episode]:
     try:
         dataset = minari.MinariDataset(data_dir)
         indices = dataset.episode_indices
-        seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(indices)]
-        episodes = [_to_episode(ep, seed, obs_space)
-                    for ep, seed in zip(dataset.iterate_episodes(), seeds)]
+        metadata = list(dataset.storage.get_episode_metadata(indices))
+        episodes = [_to_episode(ep, meta, obs_space)
+                    for ep, meta in zip(dataset.iterate_episodes(), metadata)]
     except _READ_ERRORS as err:
         raise DatasetError(f"Cannot read dataset file {hdf5}: {type(err).__name__}: {err}. "
                            f"The file is truncated or corrupt; collect it again.") from err
@@ -186,17 +191,32 @@ def _read_episodes(data_dir: Path, obs_space: spaces.Space) -> list[Episode]:
     return episodes
 
 
-def _to_episode(ep, seed: int | None, obs_space: spaces.Space) -> Episode:
+_MINARI_EPISODE_ATTRIBUTES = ("id", "seed", "total_steps")
+
+
+def _plain(value: Any) -> Any:
+    """An HDF5 attribute value as plain Python (arrays become lists, bytes become str)."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _to_episode(ep, metadata: dict[str, Any], obs_space: spaces.Space) -> Episode:
     keys = list(obs_space.spaces) if isinstance(obs_space, spaces.Dict) else list(ep.observations)
-    infos = ep.infos or {}
+    infos = dict(ep.infos or {})
     num_steps = len(ep.actions)
-    success = np.asarray(infos.get("is_success", np.zeros(num_steps + 1)), bool)
+    success = np.asarray(infos.pop("is_success", np.zeros(num_steps + 1)), bool)
+    seed = metadata.get("seed")
     return Episode(
         observations={k: np.asarray(ep.observations[k]) for k in keys},
         actions=np.asarray(ep.actions), rewards=np.asarray(ep.rewards),
         terminations=np.asarray(ep.terminations, bool),
         truncations=np.asarray(ep.truncations, bool),
-        is_success=success, seed=None if seed is None else int(seed), index=int(ep.id))
+        is_success=success, seed=None if seed is None else int(seed), index=int(ep.id),
+        infos={k: np.asarray(v) for k, v in infos.items()},
+        metadata={k: _plain(v) for k, v in metadata.items() if k not in _MINARI_EPISODE_ATTRIBUTES})
 
 
 def _spaces_of(target, env_kwargs: dict[str, Any] | None) -> tuple[str, spaces.Space, spaces.Space]:

@@ -28,7 +28,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from worldsim.train.checkpoint import Checkpointer
+from worldsim.train.checkpoint import Checkpointer, has_checkpoint
 from worldsim.train.configuration import config_differences, config_to_dict
 from worldsim.train.metrics import MetricsWriter, first_non_finite
 
@@ -165,3 +165,30 @@ def _raise_if_diverged(values: dict[str, float], step: int, checkpointer: Checkp
             f"training diverged at step {step}: {bad} = {values[bad]}. The last good checkpoint "
             f"is step {checkpointer.latest_step()} in {checkpointer.directory}; lower "
             f"train.learning_rate or set train.grad_clip_norm and re-run.")
+
+
+def restore_trained_model(workdir: str | Path, build_model: Callable[[ml_collections.ConfigDict, dict], nnx.Module],
+                          step: int | None = None) -> tuple[nnx.Module, dict[str, Any], ml_collections.ConfigDict]:
+    """(model, checkpoint meta, config) of the run in ``workdir`` (latest step unless given).
+
+    ``build_model(config, meta)`` makes a freshly initialised model of the right shapes; its
+    parameters are then replaced by the checkpoint's.
+    """
+    workdir = Path(workdir)
+    if not has_checkpoint(workdir):
+        raise FileNotFoundError(
+            f"{workdir} has no checkpoint (looked in {workdir / 'checkpoints'}); train first: "
+            f"worldsim train --config CONFIG --workdir {workdir}")
+    checkpointer = Checkpointer(workdir)
+    try:
+        meta = checkpointer.restore_meta(step)
+        config = ml_collections.ConfigDict(meta["config"])
+        model = build_model(config, meta)
+        optimizer = nnx.Optimizer(model, make_optimizer(config.train), wrt=nnx.Param)
+        state = nnx.state((model, optimizer))
+        restored, _ = checkpointer.restore(state.to_pure_dict(), step)
+    finally:
+        checkpointer.close()
+    nnx.replace_by_pure_dict(state, restored)
+    nnx.update((model, optimizer), state)
+    return model, meta, config
