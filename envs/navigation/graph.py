@@ -52,11 +52,7 @@ def free_space_mask(house: House, points: np.ndarray, radius: float = AGENT_RADI
     for room in house.rooms:
         free |= (x >= room.low[0]) & (x <= room.high[0]) & (y >= room.low[1]) & (y <= room.high[1])
     obstacles = obstacle_rects(house) if obstacles is None else obstacles
-    for x0, y0, x1, y1 in obstacles:
-        dx = np.maximum(np.maximum(x0 - x, 0.0), x - x1)
-        dy = np.maximum(np.maximum(y0 - y, 0.0), y - y1)
-        free &= dx * dx + dy * dy > radius * radius
-    return free
+    return free & (_clearance(points, obstacles) > radius)
 
 
 def _door_crossings(house: House) -> list[np.ndarray]:
@@ -107,10 +103,17 @@ def _clearance(points: np.ndarray, obstacles: np.ndarray) -> np.ndarray:
     return np.sqrt(dx * dx + dy * dy).min(axis=1)
 
 
-def _walkable(house: House, a: np.ndarray, b: np.ndarray, obstacles) -> bool:
-    samples = max(2, int(np.ceil(np.linalg.norm(b - a) / 0.1)) + 1)
-    points = a[None] + np.linspace(0.0, 1.0, samples)[:, None] * (b - a)[None]
-    return bool(free_space_mask(house, points, EDGE_CLEARANCE, obstacles).all())
+def _walkable(house: House, a: np.ndarray, ends: np.ndarray, obstacles) -> np.ndarray:
+    """(M,) bool: whether each straight segment from ``a`` (2,) to ``ends`` (M, 2), sampled
+    every 0.1 m, stays free for an agent of radius ``EDGE_CLEARANCE``."""
+    ends = np.asarray(ends, np.float64).reshape(-1, 2)
+    if not len(ends):
+        return np.zeros(0, bool)
+    samples = int(np.ceil(np.linalg.norm(ends - a, axis=1).max() / 0.1)) + 1
+    fractions = np.linspace(0.0, 1.0, max(samples, 2))
+    points = a + fractions[None, :, None] * (ends - a)[:, None, :]  # (M, S, 2)
+    free = free_space_mask(house, points.reshape(-1, 2), EDGE_CLEARANCE, obstacles)
+    return free.reshape(len(ends), -1).all(axis=1)
 
 
 def _free_grid(house: House, obstacles) -> np.ndarray:
@@ -135,8 +138,8 @@ class _GraphBuilder:
         if not self.points:
             return []
         distances = np.linalg.norm(np.array(self.points) - point, axis=1)
-        near = [int(i) for i in np.flatnonzero(distances <= EDGE_BOUND)
-                if _walkable(self.house, point, self.points[i], self.obstacles)]
+        near = np.flatnonzero(distances <= EDGE_BOUND)
+        near = [int(i) for i in near[_walkable(self.house, point, np.array(self.points)[near], self.obstacles)]]
         if not near:
             return []
         lift = lambda p: np.append(p, CAMERA_HEIGHT)  # noqa: E731
