@@ -143,3 +143,26 @@ def test_nav_eval_oracle_and_random_write_results(tmp_path):
     assert len(written["episodes"]) == 3 and written["episodes"][0]["episode_seed"] == 0
     random = evaluate_navigation("random", episodes=5, progress=False)["summary"]
     assert random["spl"] <= random["sr"] and random["ne"] > 0
+
+
+def test_nav_eval_command_prints_table_and_rejects_unknown_planner(tmp_path, capsys):
+    from worldsim.cli import main
+
+    out = tmp_path / "oracle.json"
+    assert main(["nav-eval", "--planner", "oracle", "--episodes", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "SR(%)" in printed and "SDTW(%)" in printed and "100.0" in printed
+    assert json.loads(out.read_text())["summary"]["sr"] == 1.0
+    assert main(["nav-eval", "--planner", "greedy"]) == 2
+    assert "Known planners" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_scorer_trains_from_the_command_line_and_plans(tmp_path):
+    from worldsim.cli import main
+
+    workdir = tmp_path / "scorer"
+    assert main(["train", "--config", "configs/nav/scorer.py:small", "--workdir", str(workdir),
+                 f"--config.data.cache={tmp_path / 'corpus.npz'}"]) == 0
+    result = evaluate_navigation("ground_truth", episodes=2, scorer_workdir=workdir, progress=False)
+    assert 0.0 <= result["summary"]["sr"] <= 1.0 and len(result["episodes"]) == 2
