@@ -10,10 +10,8 @@ success threshold, the planner, split and timing) and one row per episode.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -22,6 +20,7 @@ from worldsim.agents.nav.baselines import OracleNavigator, RandomWalker
 from worldsim.agents.nav.planner import SOURCES, LookAheadPlanner, make_source
 from worldsim.envs.navigation.env import IndoorNavEnv
 from worldsim.eval.navigation_metrics import aggregate_metrics
+from worldsim.eval.rollout import write_eval_info
 
 PLANNERS = ("oracle", "random") + SOURCES
 EVAL_PANORAMA = (16, 32)  # the env's own observation is unused by these navigators
@@ -76,9 +75,5 @@ def evaluate_navigation(planner: str, split: str = "val_unseen", episodes: int =
                    scorer=str(scorer_workdir) if scorer_workdir else None)
     result = {"summary": summary, "episodes": rows}
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, out)
+        write_eval_info(result, out)
     return result
