@@ -24,7 +24,7 @@ def _rollout_with_oracle(env, seed, steps=None):
     return observations, info
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", [i for i in ENV_IDS if "Nav" not in i])  # nav: test_navigation_env
 def test_env_checker_passes(env_id):
     env = gymnasium.make(env_id, render_mode="rgb_array")
     check_env(env.unwrapped, skip_render_check=False)

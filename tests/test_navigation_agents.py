@@ -67,16 +67,20 @@ def _tiny_batch(rng, groups=3, candidates=4, nodes=5, panoramas=12):
 def test_scorer_shapes_blind_mode_and_finite_gradients():
     model = InstructionPathScorer(20, nnx.Rngs(0), width=16, heads=1, layers=1)
     batch = _tiny_batch(np.random.default_rng(0))
-    scores, aux = model(batch)
+    forward = nnx.jit(lambda m, b: m(b))
+    scores, aux = forward(model, batch)
     assert scores.shape == (3, 4) and aux["cross_scores"].shape == (3, 3)
     changed = dict(batch, panorama_features=batch["panorama_features"][::-1])
-    new_scores, _ = model(changed)
+    new_scores, _ = forward(model, changed)
     np.testing.assert_allclose(new_scores[1], scores[1], rtol=1e-5)  # blind group ignores pixels
     assert not np.allclose(new_scores[0], scores[0])
-    grads = nnx.grad(lambda m: contrastive_loss(m, batch, None)[0])(model)
-    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(nnx.state(grads)))
+
+    grads = nnx.jit(lambda m: nnx.grad(lambda m: contrastive_loss(m, batch, None)[0])(m))(model)
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(nnx.state(grads)))  # padded
+    # paths once gave NaN gradients
 
 
+@pytest.mark.slow
 def test_scorer_learns_a_fixed_batch():
     model = InstructionPathScorer(20, nnx.Rngs(1), width=16, heads=1, layers=1)
     batch = _tiny_batch(np.random.default_rng(1))

@@ -15,8 +15,9 @@ NAV_IDS = ["worldsim/IndoorNav-v0", "worldsim/ObjectNav-v0", "worldsim/PointNav-
 
 @pytest.mark.parametrize("env_id", NAV_IDS)
 def test_passes_check_env(env_id):
-    env = gym.make(env_id, invalid_action="stay", house_seed=3, panorama_size=(32, 64))
-    check_env(env.unwrapped)
+    env = gym.make(env_id, invalid_action="stay", house_seed=3, panorama_size=(32, 64),
+                   render_mode="rgb_array")
+    check_env(env.unwrapped, skip_render_check=False)
 
 
 @pytest.mark.parametrize("env_id", NAV_IDS)
