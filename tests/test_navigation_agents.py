@@ -132,8 +132,8 @@ def test_unknown_planner_source_and_missing_scorer_errors():
         make_navigator("greedy")
     with pytest.raises(ValueError, match="Known sources"):
         make_source("lidar")
-    with pytest.raises(ValueError, match="world model"):
-        make_navigator("world_model")
+    with pytest.raises(ValueError, match="--world-model"):
+        make_navigator("world_model", scorer_workdir="runs/anything")
     with pytest.raises(ValueError, match="--scorer"):
         make_navigator("ground_truth")
 

@@ -26,7 +26,8 @@ PLANNERS = ("oracle", "random") + SOURCES
 EVAL_PANORAMA = (16, 32)  # the env's own observation is unused by these navigators
 
 
-def make_navigator(planner: str, scorer_workdir: str | os.PathLike | None = None, horizon: int = 3):
+def make_navigator(planner: str, scorer_workdir: str | os.PathLike | None = None, horizon: int = 3,
+                   world_model_workdir: str | os.PathLike | None = None):
     """The navigator called ``planner`` (one of ``PLANNERS``)."""
     if planner not in PLANNERS:
         raise ValueError(f"Unknown planner {planner!r}. Known planners: {', '.join(PLANNERS)}.")
@@ -34,7 +35,7 @@ def make_navigator(planner: str, scorer_workdir: str | os.PathLike | None = None
         return OracleNavigator()
     if planner == "random":
         return RandomWalker()
-    source = make_source(planner)
+    source = make_source(planner, world_model_workdir)
     if scorer_workdir is None:
         raise ValueError(f"planner {planner!r} needs a trained scorer: pass --scorer WORKDIR "
                          "(train one with worldsim train --config configs/nav/scorer.py).")
@@ -58,12 +59,13 @@ def run_episode(env: IndoorNavEnv, navigator, seed: int) -> dict[str, Any]:
 
 def evaluate_navigation(planner: str, split: str = "val_unseen", episodes: int = 200, seed: int = 0,
                         scorer_workdir=None, horizon: int = 3, goal_type: str = "instruction",
-                        out: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+                        out: str | os.PathLike | None = None, progress: bool = True,
+                        world_model_workdir=None) -> dict[str, Any]:
     """Runs ``planner`` on ``episodes`` episodes and returns (and writes to ``out``) the results."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}.")
     env = IndoorNavEnv(goal_type=goal_type, split=split, panorama_size=EVAL_PANORAMA)
-    navigator = make_navigator(planner, scorer_workdir, horizon)
+    navigator = make_navigator(planner, scorer_workdir, horizon, world_model_workdir)
     started = time.perf_counter()
     rows = [run_episode(env, navigator, seed + i)
             for i in tqdm(range(episodes), desc=f"nav-eval {planner}", disable=not progress)]
@@ -72,7 +74,8 @@ def evaluate_navigation(planner: str, split: str = "val_unseen", episodes: int =
     summary.update(planner=planner, split=split, goal_type=goal_type, horizon=horizon,
                    threshold=rows[0]["threshold"], first_seed=seed,
                    eval_s=round(time.perf_counter() - started, 2),
-                   scorer=str(scorer_workdir) if scorer_workdir else None)
+                   scorer=str(scorer_workdir) if scorer_workdir else None,
+                   world_model=str(world_model_workdir) if world_model_workdir else None)
     result = {"summary": summary, "episodes": rows}
     if out is not None:
         write_eval_info(result, out)

@@ -10,8 +10,8 @@ Sources:
 
 * ``ground_truth`` — renders the real panoramas along each candidate (planning by moving);
 * ``baseline`` — the graph alone: the scorer sees turns and distances, no panorama;
-* ``world_model`` — the world model's predicted panoramas (the Pathdreamer world-model
-  issue); until a model is plugged in, choosing it is an error that says so.
+* ``world_model`` — real panoramas where the agent has been, the world model's predictions
+  everywhere else (``world_model_source.py``).
 """
 
 from __future__ import annotations
@@ -58,15 +58,20 @@ class BaselineSource:
         return np.zeros(shape, np.uint8), np.zeros(shape, np.float32)
 
 
-def make_source(name: str):
-    """The observation source called ``name`` (one of ``SOURCES``)."""
+def make_source(name: str, world_model_workdir=None):
+    """The observation source called ``name`` (one of ``SOURCES``); ``world_model`` needs the
+    workdir of a trained world model (``worldsim train --config configs/worldmodel/cpu.py``)."""
     if name == "ground_truth":
         return GroundTruthSource()
     if name == "baseline":
         return BaselineSource()
     if name == "world_model":
-        raise ValueError("the world_model source needs a trained Pathdreamer-style world model, "
-                         "which worldsim does not ship yet; use ground_truth or baseline.")
+        if world_model_workdir is None:
+            raise ValueError("the world_model source needs a trained world model: pass "
+                             "--world-model WORKDIR (train one with worldsim train --config "
+                             "configs/worldmodel/cpu.py).")
+        from worldsim.agents.nav.world_model_source import WorldModelSource
+        return WorldModelSource(world_model_workdir)
     raise ValueError(f"Unknown observation source {name!r}. Known sources: {', '.join(SOURCES)}.")
 
 
