@@ -297,3 +297,20 @@ def test_bad_inputs_are_rejected_with_the_value_and_what_is_allowed():
                           ORIGIN, 0.0, 200.0, 8, 8)
     with pytest.raises(ValueError, match="memory is empty"):
         memory.to_ply("/tmp/memory_helper/empty.ply")
+
+
+def test_depth_in_the_wrong_units_nan_poses_and_empty_memory_are_refused():
+    from worldsim.worldmodel.memory import PointCloudMemory
+
+    memory = PointCloudMemory()
+    rgb = np.zeros((4, 8, 3), np.uint8)
+    semantic = np.ones((4, 8), np.uint8)
+    with pytest.raises(ValueError, match="memory is empty"):
+        memory.reproject((0.0, 0.0, 1.5), 4, 8)
+    with pytest.raises(ValueError, match="millimetres"):
+        memory.add(rgb, semantic, np.full((4, 8), 2500.0, np.float32), (0.0, 0.0, 1.5))
+    with pytest.raises(ValueError, match="finite"):
+        memory.add(rgb, semantic, np.full((4, 8), 2.5, np.float32), (np.nan, 0.0, 1.5))
+    memory.add(rgb, semantic, np.full((4, 8), 2.5, np.float32), (0.0, 0.0, 1.5))
+    guidance = memory.reproject((0.0, 0.0, 1.5), 4, 8)
+    assert guidance["mask"].mean() > 0.9 and np.allclose(guidance["depth"][guidance["mask"]], 2.5, atol=1e-3)

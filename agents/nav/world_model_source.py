@@ -18,7 +18,6 @@ from flax import nnx
 from worldsim.agents.nav.scorer import SCORER_PANORAMA
 from worldsim.envs.navigation.env import IndoorNavEnv
 from worldsim.worldmodel.memory import PointCloudMemory
-from worldsim.worldmodel.reproject import pad_points, reproject_equirectangular
 from worldsim.worldmodel.training import load_world_model
 
 BATCH_BUCKET = 8
@@ -60,10 +59,7 @@ class WorldModelSource:
 
     def _imagine(self, env: IndoorNavEnv, nodes: list[int]) -> None:
         """Predicts and caches the panoramas at ``nodes`` from the current memory."""
-        memory = pad_points(self._memory.points, self._memory.colors, self._memory.labels)
-        guides = [reproject_equirectangular(memory["points"], memory["colors"], memory["labels"],
-                                            env.scene.position(n), self.height, self.width,
-                                            valid=memory["valid"]) for n in nodes]
+        guides = [self._memory.reproject(env.scene.position(n), self.height, self.width) for n in nodes]
         count = -(-len(nodes) // BATCH_BUCKET) * BATCH_BUCKET
         guidance = {key: jnp.stack([g[key] for g in guides] + [guides[0][key]] * (count - len(nodes)))
                     for key in ("semantic", "depth", "mask")}

@@ -39,6 +39,7 @@ SOURCES = ("observed", "predicted")  # the codes in ``PointCloudMemory.sources``
 OBSERVED, PREDICTED = 0, 1
 DEFAULT_MAX_RANGE = 10.0  # metres; Pathdreamer's depth scale
 DEFAULT_MAX_POINTS = 2_000_000
+MAX_PLAUSIBLE_RANGE = 100.0  # metres; a larger finite depth means the units are wrong
 
 _KEY_BITS = 21  # per axis in the packed voxel key: ±2**20 voxels (±52 km at 5 cm)
 _KEY_OFFSET = 1 << (_KEY_BITS - 1)
@@ -52,6 +53,10 @@ def _check_observation(depth: np.ndarray, position) -> tuple[np.ndarray, np.ndar
     position = np.asarray(position, np.float64)
     if position.shape != (3,) or not np.all(np.isfinite(position)):
         raise ValueError(f"position must be 3 finite numbers (x, y, z) in metres, got {position!r}.")
+    finite = depth[np.isfinite(depth)]
+    if finite.size and finite.max() > MAX_PLAUSIBLE_RANGE:
+        raise ValueError(f"depth must be a range in metres, but its largest value is {finite.max():g}, "
+                         f"beyond {MAX_PLAUSIBLE_RANGE:g} m (millimetres? divide by 1000).")
     return depth, position
 
 
@@ -115,6 +120,20 @@ class PointCloudMemory:
     # -- read access --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._points)
+
+    def reproject(self, position, height: int, width: int) -> dict[str, np.ndarray]:
+        """Guidance panorama (rgb, semantic, depth, mask) of the memory seen from ``position``
+        (3,) metres; see ``reproject.reproject_equirectangular``."""
+        from worldsim.worldmodel.reproject import pad_points, reproject_equirectangular
+
+        if not len(self):
+            raise ValueError("the memory is empty: add an observation before re-projecting it.")
+        _check_observation(np.zeros((1, 1), np.float32), position)
+        padded = pad_points(self.points, self.colors, self.labels)
+        guidance = reproject_equirectangular(padded["points"], padded["colors"], padded["labels"],
+                                             np.asarray(position, np.float32), height, width,
+                                             max_range=self.max_range, valid=padded["valid"])
+        return {key: np.asarray(value) for key, value in guidance.items()}
 
     @property
     def points(self) -> np.ndarray:
