@@ -1,0 +1,242 @@
+"""The world model's networks (structure and image generators), data, metrics and training."""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from worldsim.data import collect
+from worldsim.envs.navigation.semantics import NUM_CLASSES
+from worldsim.train.configuration import load_config
+from worldsim.train.loop import train
+from worldsim.worldmodel.data import GuidanceBatches, guidance_from_frames, trajectories_from_dataset
+from worldsim.worldmodel.evaluation import (
+    depth_errors, evaluate_world_model, iou_from_confusion, nearest_fill, psnr, sample_diversity,
+    semantic_confusion, ssim)
+from worldsim.worldmodel.image import ImageGenerator, PartialConv
+from worldsim.worldmodel.structure import CircularConv, StructureGenerator, gaussian_kl
+from worldsim.worldmodel.training import load_world_model, make_train_task
+
+B, H, W = 2, 8, 16
+
+
+def _guidance(seed=0, batch=B, height=H, width=W, seen=0.5):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((batch, height, width)) < seen
+    return {"rgb": (rng.integers(0, 256, (batch, height, width, 3)) * mask[..., None]).astype(np.uint8),
+            "semantic": (rng.integers(1, 30, (batch, height, width)) * mask).astype(np.uint8),
+            "depth": (rng.uniform(0.5, 9.0, (batch, height, width)) * mask).astype(np.float32),
+            "mask": mask}
+
+
+def _target(seed=1, batch=B, height=H, width=W):
+    rng = np.random.default_rng(seed)
+    return {"semantic": rng.integers(1, 30, (batch, height, width)).astype(np.uint8),
+            "depth": rng.uniform(0.5, 9.0, (batch, height, width)).astype(np.float32)}
+
+
+def _structure(circular=True, seed=0):
+    return StructureGenerator(widths=(4, 8), z_dim=2, latent_hidden=4, circular=circular, rngs=nnx.Rngs(seed))
+
+
+@nnx.jit(static_argnames="sample")
+def _run_structure(model, guidance, target, key, sample):
+    return model(guidance, target, key=key, sample=sample)
+
+
+# --- structure generator ----------------------------------------------------------------------
+
+def test_structure_generator_shapes_ranges_and_aux():
+    model = _structure()
+    outputs, aux = _run_structure(model, _guidance(), _target(), jax.random.key(0), True)
+    assert outputs["semantic_logits"].shape == (B, H, W, NUM_CLASSES)
+    assert outputs["depth"].shape == (B, H, W)
+    assert float(outputs["depth"].min()) > 0 and float(outputs["depth"].max()) < 10
+    assert aux["prior_mu"].shape == aux["posterior_logvar"].shape == (B, H // 2, W // 2, 2)
+    assert model.latent_shape(H, W) == (H // 2, W // 2, 2)
+    assert float(aux["kl"]) > 0 and np.isfinite(float(aux["kl_sum"]))
+    # The prior path needs no target, and then has no KL term.
+    outputs, aux = _run_structure(model, _guidance(), None, jax.random.key(0), True)
+    assert outputs["depth"].shape == (B, H, W) and float(aux["kl"]) == 0.0
+    assert "posterior_mu" not in aux
+
+
+def test_gaussian_kl_is_zero_iff_posterior_equals_prior():
+    rng = np.random.default_rng(0)
+    mu, logvar = jnp.asarray(rng.normal(size=(3, 4))), jnp.asarray(rng.normal(size=(3, 4)))
+    np.testing.assert_allclose(gaussian_kl(mu, logvar, mu, logvar), 0.0, atol=1e-6)
+    assert float(gaussian_kl(mu + 0.5, logvar, mu, logvar).min()) > 0
+    assert float(gaussian_kl(mu, logvar + 0.5, mu, logvar).min()) > 0
+    # Closed form against a 1-D case: KL(N(1, 1) ‖ N(0, 1)) = 0.5.
+    np.testing.assert_allclose(gaussian_kl(jnp.ones(()), jnp.zeros(()), jnp.zeros(()), jnp.zeros(())), 0.5)
+
+
+def test_latent_samples_differ_in_unseen_pixels_and_the_mean_is_deterministic():
+    model, guidance = _structure(), _guidance()
+    unseen = ~guidance["mask"]
+    first, _ = _run_structure(model, guidance, None, jax.random.key(1), True)
+    second, _ = _run_structure(model, guidance, None, jax.random.key(2), True)
+    assert np.abs(np.asarray(first["depth"] - second["depth"])[unseen]).max() > 1e-4
+    mean1, _ = _run_structure(model, guidance, None, jax.random.key(1), False)
+    mean2, _ = _run_structure(model, guidance, None, jax.random.key(2), False)
+    np.testing.assert_array_equal(mean1["depth"], mean2["depth"])
+
+
+def test_circular_conv_wraps_around_the_width_only():
+    x = np.zeros((1, 4, W, 1), np.float32)
+    x[0, 1, 0, 0] = 1.0  # a feature at column 0
+    for circular, reaches in ((True, True), (False, False)):
+        conv = CircularConv(1, 1, 3, rngs=nnx.Rngs(0), circular=circular, use_bias=False)
+        delta = np.asarray(conv(jnp.asarray(x)) - conv(jnp.zeros_like(x)))[0, :, :, 0]
+        assert (np.abs(delta[:, W - 1]).max() > 0) == reaches  # column W−1 neighbours column 0
+        assert np.abs(delta[:, 2:W - 1]).max() == 0
+    # Rolling the input rolls a stride-1 circular conv's output by the same columns.
+    rng = np.random.default_rng(0)
+    y = jnp.asarray(rng.normal(size=(1, 4, W, 2)), jnp.float32)
+    conv = CircularConv(2, 3, 3, rngs=nnx.Rngs(1))
+    np.testing.assert_allclose(conv(jnp.roll(y, 5, axis=2)), jnp.roll(conv(y), 5, axis=2), atol=1e-5)
+
+
+def test_structure_generator_is_roll_equivariant_only_with_circular_padding():
+    guidance = _guidance(seed=3)
+    rolled = {k: np.roll(v, 2, axis=2) for k, v in guidance.items()}  # 2 = 2^(levels − 1)
+    for circular, equivariant in ((True, True), (False, False)):
+        model = _structure(circular)
+        out, _ = _run_structure(model, guidance, None, jax.random.key(0), False)
+        out_rolled, _ = _run_structure(model, rolled, None, jax.random.key(0), False)
+        error = np.abs(np.roll(np.asarray(out["semantic_logits"]), 2, axis=2) - np.asarray(out_rolled["semantic_logits"]))
+        assert (error.max() < 1e-4) == equivariant
+
+
+# --- image generator --------------------------------------------------------------------------
+
+def test_partial_conv_and_image_generator_ignore_rgb_under_mask_zero():
+    guidance = _guidance(seed=4)
+    changed = dict(guidance)
+    changed["rgb"] = np.where(guidance["mask"][..., None], guidance["rgb"], 255 - guidance["rgb"]).astype(np.uint8)
+    changed["rgb"][~guidance["mask"]] = 200
+    assert not np.array_equal(changed["rgb"], guidance["rgb"])
+
+    conv = PartialConv(3, 4, 3, rngs=nnx.Rngs(0))
+    mask = jnp.asarray(guidance["mask"], jnp.float32)[..., None]
+    out, new_mask = conv(jnp.asarray(guidance["rgb"], jnp.float32) / 255, mask)
+    out2, _ = conv(jnp.asarray(changed["rgb"], jnp.float32) / 255, mask)
+    np.testing.assert_array_equal(out, out2)
+    assert float(jnp.abs(out).max()) > 0
+    # A window with no seen pixel gives 0 and stays masked.
+    empty, empty_mask = conv(jnp.ones((1, 4, 8, 3)), jnp.zeros((1, 4, 8, 1)))
+    assert float(jnp.abs(empty).max()) == 0 and float(empty_mask.max()) == 0
+    assert new_mask.shape == mask.shape
+
+    image = ImageGenerator(widths=(4, 4), hidden=4, rngs=nnx.Rngs(0))
+    run = nnx.jit(lambda m, s, d, g: m(s, d, g)[0])
+    target = _target()
+    rgb = run(image, target["semantic"], target["depth"], guidance)
+    assert rgb.shape == (B, H, W, 3) and float(rgb.min()) >= 0 and float(rgb.max()) <= 1
+    np.testing.assert_array_equal(rgb, run(image, target["semantic"], target["depth"], changed))
+    # ... while the seen colours do matter.
+    brighter = dict(guidance, rgb=np.full_like(guidance["rgb"], 255))
+    assert float(jnp.abs(rgb - run(image, target["semantic"], target["depth"], brighter)).max()) > 0
+
+
+# --- metrics and baselines --------------------------------------------------------------------
+
+def test_segmentation_metrics_on_hand_cases():
+    target = np.array([[1, 1, 2, 2], [3, 3, 0, 0]])
+    same = iou_from_confusion(semantic_confusion(target, target))
+    assert same == {"miou": 1.0, "joint_iou": 1.0, "acc": 1.0}
+    prediction = np.array([[1, 2, 2, 2], [3, 3, 5, 5]])  # void targets (0) are ignored
+    metrics = iou_from_confusion(semantic_confusion(prediction, target))
+    # class 1: I 1 U 2; class 2: I 2 U 3; class 3: I 2 U 2 → mIoU (0.5 + 2/3 + 1) / 3.
+    assert math.isclose(metrics["miou"], (0.5 + 2 / 3 + 1.0) / 3)
+    assert math.isclose(metrics["joint_iou"], 5 / 7) and math.isclose(metrics["acc"], 5 / 6)
+
+
+def test_depth_psnr_ssim_and_diversity_on_hand_cases():
+    errors = depth_errors(np.array([3.0, 4.0, 7.0, 1.0]), np.array([2.0, 4.0, 0.0, 12.0]))  # 0 and ≥10 m: invalid
+    assert math.isclose(errors["absrel"], 0.25) and math.isclose(errors["rmse"], math.sqrt(0.5))
+    image = np.random.default_rng(0).random((16, 32, 3))
+    assert psnr(image, image) == 100.0
+    assert math.isclose(psnr(np.zeros((4, 4)), np.full((4, 4), 0.1)), 20.0)
+    assert math.isclose(ssim(image, image), 1.0)
+    assert ssim(image, np.clip(image + np.random.default_rng(1).normal(0, 0.2, image.shape), 0, 1)) < 0.9
+    a = {"rgb": np.zeros((2, 2, 3)), "semantic": np.array([[1, 2], [3, 4]]), "depth": np.ones((2, 2))}
+    b = {"rgb": np.ones((2, 2, 3)), "semantic": np.array([[1, 2], [3, 5]]), "depth": np.full((2, 2), 3.0)}
+    diversity = sample_diversity([a, b], np.array([[False, False], [True, True]]))
+    assert diversity == {"div_rgb_l1": 1.0, "div_semantic": 0.5, "div_depth_l1": 2.0}
+
+
+def test_nearest_fill_fills_every_pixel_from_the_nearest_seen_one_across_the_seam():
+    guidance = _guidance(seed=5, batch=1, seen=0.1)
+    guidance = {k: v[0] for k, v in guidance.items()}
+    filled = nearest_fill(guidance)
+    assert filled["mask"].all() and (filled["depth"] > 0).all() and (filled["semantic"] > 0).all()
+    seen = guidance["mask"]
+    for key in ("rgb", "semantic", "depth"):
+        np.testing.assert_array_equal(filled[key][seen], guidance[key][seen])
+    # One seen pixel in the last column: its neighbour across the seam (column 0) copies it.
+    single = {"rgb": np.zeros((4, W, 3), np.uint8), "semantic": np.zeros((4, W), np.uint8),
+              "depth": np.zeros((4, W), np.float32), "mask": np.zeros((4, W), bool)}
+    single["mask"][1, W - 1], single["semantic"][1, W - 1], single["depth"][1, W - 1] = True, 7, 2.0
+    single["mask"][1, W // 2], single["semantic"][1, W // 2], single["depth"][1, W // 2] = True, 3, 5.0
+    filled = nearest_fill(single)
+    assert filled["semantic"][1, 0] == 7 and filled["semantic"][1, W // 2 + 1] == 3
+
+
+# --- data and training ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wm") / "nav"
+    return collect("worldsim/IndoorNav-v0", episodes=2, out=out, progress=False,
+                   env_kwargs={"split": "val_unseen", "panorama_size": [16, 32]})
+
+
+def test_guidance_batches_are_deterministic_and_reproject_the_context(tiny_dataset):
+    trajectories = trajectories_from_dataset(tiny_dataset)
+    batches = GuidanceBatches(trajectories, 3, context_frames=2, max_gap=2, seed=0)
+    first, again = batches.batch_at(4), batches.batch_at(4)
+    for key, value in first.items():
+        np.testing.assert_array_equal(value, again[key])
+    assert first["guidance_rgb"].shape == (3, 16, 32, 3) and first["guidance_mask"].dtype == bool
+    assert first["target_depth"].dtype == np.float32
+    assert not all(np.array_equal(first[k], batches.batch_at(5)[k]) for k in first)
+    # The memory seen from the context frame's own position gives that frame back.
+    frame = trajectories[0].frame(0)
+    guidance = guidance_from_frames([frame], frame["position"], voxel_size=None)
+    valid = (frame["depth"] > 0) & (frame["depth"] < 10)
+    assert (guidance["semantic"][valid] == frame["semantic"][valid]).mean() > 0.95
+
+
+def test_small_config_trains_and_reloads(tiny_dataset, tmp_path):
+    config = load_config("configs/worldmodel/cpu.py:small", [f"--config.dataset={tiny_dataset}"])
+    task = make_train_task(config)
+    assert task.meta["panorama_size"] == [16, 32]
+    train(config, tmp_path / "run", task, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == config.train.steps
+    for row in rows:
+        assert all(np.isfinite(v) for v in row.values())
+    model, meta, _ = load_world_model(tmp_path / "run")
+    assert meta["agent"] == "worldmodel" and model.discriminator is None
+
+
+@pytest.mark.slow
+def test_gan_training_and_evaluation_write_the_table_and_pictures(tiny_dataset, tmp_path):
+    config = load_config("configs/worldmodel/cpu.py:small",
+                         [f"--config.dataset={tiny_dataset}", "--config.model.gan=True"])
+    train(config, tmp_path / "run", make_train_task(config), progress=False)
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(row["gan_d"]) and np.isfinite(row["gan_g"])
+    result = evaluate_world_model(tmp_path / "run", episodes=1, split="val_unseen", steps=2,
+                                  out_dir=tmp_path / "eval", samples=2, progress=False)
+    assert [row["step"] for row in result["table"]] == [1, 2]
+    for row in result["table"]:
+        assert row["nearest"]["acc"] >= 0 and 0 <= row["guidance"]["miou"] <= 1
+        assert np.isfinite(row["model"]["div_rgb_l1"])
+    for name in ("worldmodel_eval.json", "strip_0.png", "dream_0.gif"):
+        assert (tmp_path / "eval" / name).is_file()
