@@ -163,9 +163,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_agent(workdir: str) -> str | None:
+    """The ``agent`` of the run in ``workdir`` (from its config.json), or None."""
+    path = Path(workdir) / "config.json"
+    return json.loads(path.read_text()).get("agent") if path.exists() else None
+
+
+def cmd_eval_world_model(args: argparse.Namespace) -> int:
+    from worldsim.worldmodel.evaluation import evaluate_world_model, format_table
+
+    try:
+        result = evaluate_world_model(args.workdir, episodes=args.episodes, videos=args.videos)
+    except (FileNotFoundError, ValueError) as err:
+        return _error(str(err))
+    print(format_table(result))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from worldsim.agents.evaluation import evaluate_workdir
 
+    if _run_agent(args.workdir) == "worldmodel":
+        return cmd_eval_world_model(args)
     try:
         info = evaluate_workdir(args.workdir, args.episodes, args.num_envs, args.videos)
     except (FileNotFoundError, ValueError) as err:
