@@ -20,28 +20,7 @@ CAPACITY_CASES = [((400, 8, 2, 1.05), 108), ((400, 8, 2, 4.0), 400), ((1576, 8, 
 # vmoe golden test: 3 tokens, 3 experts, K = 2, C = 2
 GOLDEN_GATES = jnp.array([[[.4, .0, .2], [.5, .1, .4], [.3, .2, .6]]])
 
-# Test-only: XLA:CPU compiles at optimisation level 0 take a fraction of the time, and these tiny
-# models run in milliseconds either way.
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
-
-
-def _fast_jit(fn):
-    """``fn(module, *arrays)`` jitted over the module's state, compiled with FAST_COMPILE."""
-    cache = {}
-
-    def wrapped(module, *args):
-        graphdef, state = nnx.split(module)
-        if graphdef not in cache:
-            cache[graphdef] = jax.jit(lambda s, *a, g=graphdef: fn(nnx.merge(g, s), *a),
-                                      compiler_options=FAST_COMPILE)
-        return cache[graphdef](state, *args)
-
-    return wrapped
-
-
-def _normal(seed: int, shape) -> np.ndarray:
-    """Test inputs from NumPy: no XLA compile per shape."""
-    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+from nn_test_helpers import _fast_jit, _normal  # noqa: E402
 
 
 @pytest.mark.parametrize("args,expected", CAPACITY_CASES)

@@ -13,28 +13,7 @@ from worldsim.nn import (FiLM, MoeConfig, TokenFuser, TokenLearnerV1, TokenLearn
 MU = dict(vit_variant("mu/8"), depth=2)
 IMAGES = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
 
-# Test-only: XLA:CPU compiles at optimisation level 0 take a fraction of the time, and these tiny
-# models run in milliseconds either way.
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
-
-
-def _fast_jit(fn):
-    """``fn(module, *arrays)`` jitted over the module's state, compiled with FAST_COMPILE."""
-    cache = {}
-
-    def wrapped(module, *args):
-        graphdef, state = nnx.split(module)
-        if graphdef not in cache:
-            cache[graphdef] = jax.jit(lambda s, *a, g=graphdef: fn(nnx.merge(g, s), *a),
-                                      compiler_options=FAST_COMPILE)
-        return cache[graphdef](state, *args)
-
-    return wrapped
-
-
-def _normal(seed: int, shape) -> np.ndarray:
-    """Test inputs from NumPy: no XLA compile per shape."""
-    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+from nn_test_helpers import _fast_jit, _normal  # noqa: E402
 
 
 def _vit(**kwargs):

@@ -168,6 +168,34 @@ def load_loss(logits: jax.Array, noisy_logits: jax.Array, sigma: float, k: int) 
     return _cv_squared(jnp.mean(p, axis=0))
 
 
+def route_with_noise(logits: jax.Array, config: "MoeConfig", *, train: bool,
+                     rngs: nnx.Rngs | None, grouped: bool) -> tuple[jax.Array, jax.Array, dict]:
+    """Router logits → (gates used for dispatch, clean gates, aux losses).
+
+    Gates are softmax(logits), with Gaussian noise of std ``noise_std / E`` added to the logits
+    in training (needs ``rngs.gating``). Aux: importance and load losses and their weighted sum
+    ``aux_loss``. grouped: logits are (G, S, E) and the losses are averaged over the G groups;
+    otherwise logits are (B, E), one group.
+    """
+    c = config
+    per_group = (lambda fn: lambda *a: jnp.mean(jax.vmap(fn)(*a))) if grouped else (lambda fn: fn)
+    clean = jax.nn.softmax(logits)
+    aux = {"importance_loss": per_group(importance_loss)(clean)}
+    sigma = c.noise_std / c.num_experts
+    if train and sigma > 0:
+        if rngs is None:
+            raise ValueError("train=True with router noise needs rngs (a 'gating' stream)")
+        noisy = logits + sigma * jax.random.normal(rngs.gating(), logits.shape)
+        gates = jax.nn.softmax(noisy)
+        aux["load_loss"] = per_group(lambda a, b: load_loss(a, b, sigma, c.k))(logits, noisy)
+    else:
+        gates = clean
+        aux["load_loss"] = jnp.zeros((), jnp.float32)
+    aux["aux_loss"] = (c.importance_loss_weight * aux["importance_loss"]
+                       + c.load_loss_weight * aux["load_loss"])
+    return gates, clean, aux
+
+
 class NoisyTopKRouter(nnx.Module):
     """Gate = Dense(E, no bias). Returns the dispatch gates (noisy in training) and losses."""
 
@@ -177,23 +205,8 @@ class NoisyTopKRouter(nnx.Module):
 
     def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None):
         """x (G, S, D) → (gates (G, S, E) used for dispatch, clean gates, aux losses)."""
-        c = self.config
         logits = self.gate(x).astype(jnp.float32)
-        clean = jax.nn.softmax(logits)
-        aux = {"importance_loss": jnp.mean(jax.vmap(importance_loss)(clean))}
-        sigma = c.noise_std / c.num_experts
-        if train and sigma > 0:
-            if rngs is None:
-                raise ValueError("train=True with router noise needs rngs (a 'gating' stream)")
-            noisy = logits + sigma * jax.random.normal(rngs.gating(), logits.shape)
-            gates = jax.nn.softmax(noisy)
-            loads = jax.vmap(lambda a, b: load_loss(a, b, sigma, c.k))(logits, noisy)
-            aux["load_loss"] = jnp.mean(loads)
-        else:
-            gates = clean
-            aux["load_loss"] = jnp.zeros((), jnp.float32)
-        aux["aux_loss"] = (c.importance_loss_weight * aux["importance_loss"]
-                           + c.load_loss_weight * aux["load_loss"])
+        gates, clean, aux = route_with_noise(logits, self.config, train=train, rngs=rngs, grouped=True)
         return gates, clean, aux
 
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from worldsim.nn.moe import Experts, MoeConfig, MoeMlp, importance_loss, load_loss
+from worldsim.nn.moe import Experts, MoeConfig, MoeMlp, route_with_noise
 
 
 def _entropy(p: jax.Array) -> jax.Array:
@@ -99,20 +99,7 @@ class TaskMoeMlp(nnx.Module):
         if task_ids is None:
             raise ValueError("this encoder routes by task: pass task_ids of shape (batch,)")
         logits = self.table[...][task_ids]  # (B, E)
-        clean = jax.nn.softmax(logits)
-        aux = {"importance_loss": importance_loss(clean)}
-        sigma = c.noise_std / c.num_experts
-        if train and sigma > 0:
-            if rngs is None:
-                raise ValueError("train=True with router noise needs rngs (a 'gating' stream)")
-            noisy = logits + sigma * jax.random.normal(rngs.gating(), logits.shape)
-            gates = jax.nn.softmax(noisy)
-            aux["load_loss"] = load_loss(logits, noisy, sigma, c.k)
-        else:
-            gates = clean
-            aux["load_loss"] = jnp.zeros(())
-        aux["aux_loss"] = (c.importance_loss_weight * aux["importance_loss"]
-                           + c.load_loss_weight * aux["load_loss"])
+        gates, _, aux = route_with_noise(logits, c, train=train, rngs=rngs, grouped=False)
         weights, chosen = jax.lax.top_k(gates, c.k)  # (B, K)
         aux["expert_load"] = jnp.mean(jax.nn.one_hot(chosen, c.num_experts), axis=(0, 1))
         aux["dropped_token_fraction"] = jnp.zeros(())
