@@ -387,3 +387,29 @@ def test_spectral_norm_bounds_the_largest_singular_value():
     first_u = _np.asarray(first.u[...])
     update_spectral_norms(model)
     assert not _np.array_equal(_np.asarray(first.u[...]), first_u)
+
+
+def test_sigterm_saves_the_current_step_before_stopping(particle_dataset, tmp_path):
+    import os
+    import signal
+
+    from worldsim.agents.training import make_train_task
+    from worldsim.train.checkpoint import Checkpointer
+    from worldsim.train.loop import train
+
+    config = _tiny_config(particle_dataset, 40)
+    task = make_train_task(config)
+    batch_at = task.batch_at
+
+    def preempted_at_step_13(step):
+        if step == 13:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return batch_at(step)
+
+    task.batch_at = preempted_at_step_13
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", task, progress=False)
+    checkpointer = Checkpointer(tmp_path / "run")
+    assert checkpointer.latest_step() == 13  # not the step-10 checkpoint: nothing lost
+    checkpointer.close()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import contextlib
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -124,6 +127,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: TrainTas
     base_key = jax.random.key(config.seed)
     meta = lambda step: {"step": step, "config": config_dict, **task.meta}  # noqa: E731
 
+    stack = contextlib.ExitStack()
+    stack.enter_context(_terminate_as_interrupt())
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, desc=f"train {workdir.name}",
                unit="step", dynamic_ncols=True)
     step, last_log, last_time = start, start, time.perf_counter()
@@ -153,8 +158,25 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path, task: TrainTas
     finally:
         bar.close()
         checkpointer.close()
+        stack.close()
     nnx.update((task.model, optimizer), state)  # the donated buffers of task.model are gone
     return task.model
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler's preemption, ``kill``) is handled like Ctrl-C: the loop saves a
+    checkpoint of the last step before stopping. Only possible from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _raise_if_diverged(values: dict[str, float], step: int, checkpointer: Checkpointer) -> None:
