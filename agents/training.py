@@ -21,7 +21,7 @@ from worldsim.data import (IncompatibleDatasetError, WindowedBatches, check_comp
 from worldsim.data.windows import NormalizationStats
 from worldsim.train.loop import TrainTask
 
-AGENTS = ("ibc", "mse", "mdn", "nav_scorer", "worldmodel")
+AGENTS = ("ibc", "mse", "mdn", "nav_scorer", "worldmodel", "vision")
 
 
 def _check_agent(config: ml_collections.ConfigDict) -> None:
@@ -72,6 +72,9 @@ def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
     if config.get("agent") == "worldmodel":
         from worldsim.worldmodel.training import make_train_task as make_world_model_task
         return make_world_model_task(config)
+    if config.get("agent") == "vision":
+        from worldsim.agents.vision.training import make_train_task as make_vision_task
+        return make_vision_task(config)
     _check_agent(config)
     env = make_env(config)
     check_compatible(config.dataset, env)
