@@ -8,9 +8,9 @@ import pytest
 from flax import nnx
 
 from worldsim.agents.training import make_train_task
-from worldsim.agents.vision.data import (CUBE_PLACES, ROOM_KINDS, TASKS, DatasetSpec,
+from worldsim.agents.vision.data import (PLACES, ROOM_KINDS, TASKS, DatasetSpec,
                                          VisionBatches, VisionDataset, build_dataset,
-                                         cube_place_label)
+                                         place_label)
 from worldsim.agents.vision.training import (build_vision_model, evaluate_model,
                                              evaluate_vision_model, load_split,
                                              with_moe_inference)
@@ -42,7 +42,7 @@ def test_dataset_has_both_tasks_with_valid_labels_and_is_deterministic(tmp_path)
     spec = DatasetSpec("train", (16, 32), nav_houses=1, block_episodes=4)
     first, second = build_dataset(spec), build_dataset(spec)
     assert first.images.shape[1:] == (16, 32, 3) and first.images.dtype == np.uint8
-    for task, classes in enumerate((ROOM_KINDS, CUBE_PLACES)):
+    for task, classes in enumerate((ROOM_KINDS, PLACES)):
         labels = first.labels[first.tasks == task]
         assert len(labels) > 0 and labels.min() >= 0 and labels.max() < len(classes)
     assert int(np.sum(first.tasks == 1)) == 4
@@ -62,12 +62,10 @@ def test_dataset_has_both_tasks_with_valid_labels_and_is_deterministic(tmp_path)
     assert not np.array_equal(batches.batch_at(6)["images"], a["images"])
 
 
-def test_cube_place_label_and_margin():
-    state = {"block2_translation": np.array([0.45, -0.03])}  # in front of the centre, y < 0
-    label, margin = cube_place_label(state, 2)
-    assert CUBE_PLACES[label] == "bottom left" and margin == pytest.approx(0.03)
-    label, _ = cube_place_label({"block0_translation": np.array([0.3, 0.1])}, 0)
-    assert CUBE_PLACES[label] == "top right"
+def test_place_label_and_margin():
+    label, margin = place_label([0.45, -0.03])  # in front of the cube-area centre, y < 0
+    assert PLACES[label] == "bottom left" and margin == pytest.approx(0.03)
+    assert PLACES[place_label([0.3, 0.1])[0]] == "top right"
 
 
 def test_small_config_trains_and_evaluates(data_dir, tmp_path):

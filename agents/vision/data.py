@@ -5,16 +5,21 @@ its equirectangular RGB panorama. Viewpoints of kind "doorway" are skipped. Trai
 first ``nav_houses`` houses of the ``train`` split; evaluation those of ``val_unseen`` (houses
 never seen in training).
 
-Task 1, ``red_cube_place``: where the red cube lies — the quadrant of the cube area it is in,
-as seen in the image (4 classes, ``CUBE_PLACES``: "top" = the robot's side, x < 0.4 m;
+Task 1, ``gripper_place``: where the gripper is — the quadrant of the cube area its tip is
+over, as seen in the image (4 classes, ``PLACES``: "top" = the robot's side, x < 0.4 m;
 "right" = y > 0) — from a BlockSort image with one cube of each of ``BLOCK_COLOURS`` at random
-places (``reset(seed=s)``; the arm stays at its start). The model has to find the red cube
-among four coloured ones (and the red arm and pale zone discs) and read off its place. The
-label is read from the state; episodes with the red cube within ``MIN_MARGIN`` (1 cm) of a
-quadrant border are skipped (ambiguous) and the next seed is used. Training uses episode seeds
-from 0, evaluation seeds from ``EVAL_SEED_OFFSET``. (A first label, "colour of the cube nearest
-the gripper", stayed at chance for a dense mu ViT after 1000 steps: it needs comparing
-distances between objects, which these small, short runs did not learn.)
+places (``reset(seed=s)``). The gripper drives (steps of ≤ 0.1 m per axis, at most
+``STEPS_PER_WAYPOINT`` per waypoint) back to the lane x = ``APPROACH_LANE_X``, along it, and
+forward to a point drawn uniformly from ``GRIPPER_LOW`` … ``GRIPPER_HIGH`` with
+``default_rng(s)`` (it may push cubes on the way). The label is read from the final state (the
+measured gripper xy); episodes with the gripper within ``MIN_MARGIN`` (1 cm) of a quadrant
+border are skipped and the next seed is used. Training uses episode seeds from 0, evaluation
+seeds from ``EVAL_SEED_OFFSET``.
+
+Two labels tried first stayed at chance (loss flat at ln 4) for the dense mu ViT within
+600–1000 steps, although a linear probe on a pixel "redness" map reads the second at 97 %:
+"colour of the cube nearest the gripper" and "quadrant of the red cube". A 4 cm cube is
+~3×3 pixels here, one of 128 patches; the gripper and arm span many.
 
 Panoramas are rendered at twice the requested ``image_size`` (height, width) and 2×2
 area-averaged (anti-aliasing). BlockSort images are rendered at 4× and the central window
@@ -47,16 +52,19 @@ from worldsim.envs.navigation.scene import SPLITS, load_scene
 
 ROOM_KINDS = ("kitchen", "dining room", "living room", "bedroom", "bathroom", "office", "hallway")
 BLOCK_COLOURS = ("blue", "yellow", "red", "green")
-CUBE_PLACES = ("top left", "top right", "bottom left", "bottom right")
-TASKS = ("room_type", "red_cube_place")
-TASK_CLASSES = (ROOM_KINDS, CUBE_PLACES)
+PLACES = ("top left", "top right", "bottom left", "bottom right")
+TASKS = ("room_type", "gripper_place")
+TASK_CLASSES = (ROOM_KINDS, PLACES)
 CLASS_NAMES = tuple(f"{task}/{name}" for task, names in zip(TASKS, TASK_CLASSES) for name in names)
 # first index of each task's classes in the union of labels (CLASS_NAMES)
 CLASS_OFFSETS = tuple(int(x) for x in np.cumsum([0] + [len(c) for c in TASK_CLASSES[:-1]]))
 CLASS_TASK = np.repeat(np.arange(len(TASKS)), [len(c) for c in TASK_CLASSES]).astype(np.int32)
 
 SKIPPED_ROOM_KINDS = ("doorway",)
-TARGET_COLOUR = "red"
+APPROACH_LANE_X = 0.22  # m: x of the lane behind the cube area (cubes reset at x ≥ 0.28)
+GRIPPER_LOW, GRIPPER_HIGH = (0.28, -0.14), (0.52, 0.14)  # m: where the gripper is sent
+STEPS_PER_WAYPOINT = 8
+MAX_STEP = 0.1  # m per axis per step (the env's action bound)
 BLOCK_CROP = (0.22, 0.25)  # top, left of the crop window, fractions of the 4× render
 MIN_MARGIN = 0.01  # m from a quadrant border
 EVAL_SEED_OFFSET = 1_000_000
@@ -162,11 +170,21 @@ def room_examples(houses: Iterable[int], image_size: tuple[int, int]):
     return images, labels, sources
 
 
-def cube_place_label(state: dict[str, np.ndarray], cube: int) -> tuple[int, float]:
-    """(index into ``CUBE_PLACES`` of cube ``cube``'s quadrant, its distance to the nearest
-    quadrant border in metres), from a BlockSort state observation."""
-    x, y = np.asarray(state[f"block{cube}_translation"], np.float64) - BLOCK_AREA_CENTRE
+def place_label(xy) -> tuple[int, float]:
+    """(index into ``PLACES`` of the quadrant of ``xy`` around the cube-area centre, its
+    distance to the nearest quadrant border in metres)."""
+    x, y = np.asarray(xy, np.float64) - BLOCK_AREA_CENTRE
     return 2 * int(x >= 0) + int(y > 0), float(min(abs(x), abs(y)))
+
+
+def _drive_to(env, obs, xy) -> dict[str, np.ndarray]:
+    """Steps the gripper target towards ``xy`` (≤ ``MAX_STEP`` per axis per step)."""
+    for _ in range(STEPS_PER_WAYPOINT):
+        delta = np.asarray(xy, np.float64) - obs["effector_target_translation"]
+        if np.all(np.abs(delta) < 1e-6):
+            break
+        obs, *_ = env.step(np.clip(delta, -MAX_STEP, MAX_STEP).astype(np.float32))
+    return obs
 
 
 def _crop_block_image(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -181,14 +199,16 @@ def block_examples(count: int, first_seed: int, image_size: tuple[int, int]):
     h, w = image_size
     env = gymnasium.make("worldsim/BlockSort-v0", obs_mode="state", render_mode="rgb_array",
                          image_size=(4 * h, 4 * w), colours=BLOCK_COLOURS, n_blocks_per_colour=1)
-    cube = int(np.flatnonzero(np.asarray(env.unwrapped.block_colour)
-                              == BLOCK_COLOURS.index(TARGET_COLOUR))[0])
     images, labels, sources = [], [], []
     seed = first_seed
     try:
         while len(labels) < count:
             obs, _ = env.reset(seed=seed)
-            label, margin = cube_place_label(obs, cube)
+            target = np.random.default_rng(seed).uniform(GRIPPER_LOW, GRIPPER_HIGH)
+            start = np.asarray(obs["effector_target_translation"], np.float64)
+            for waypoint in ((APPROACH_LANE_X, start[1]), (APPROACH_LANE_X, target[1]), target):
+                obs = _drive_to(env, obs, waypoint)
+            label, margin = place_label(obs["effector_translation"])
             if margin >= MIN_MARGIN:
                 images.append(_crop_block_image(env.render(), image_size))
                 labels.append(label)

@@ -7,7 +7,7 @@
 
 Model: ``VisionTransformer`` (dense, + TokenLearner, V-MoE or task-level MoE, from
 ``config.model``) with **one shared head over the union of both tasks' classes**
-(``data.CLASS_NAMES``: 7 room kinds, then the 4 red-cube places). Each example's logits outside
+(``data.CLASS_NAMES``: 7 room kinds, then the 4 gripper places). Each example's logits outside
 its own task's classes are masked to −1e9 before the softmax, so the loss is the cross-entropy
 within the task and the prediction is the argmax over the task's classes. (One head keeps the
 model a plain ``VisionTransformer``, so ``extract_task_network`` applies to it unchanged.)

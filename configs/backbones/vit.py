@@ -1,4 +1,4 @@
-"""Multi-task ViT classifiers (room type from panoramas + red-cube place from BlockSort).
+"""Multi-task ViT classifiers (room type from panoramas + gripper place in BlockSort).
 
     worldsim train --config configs/backbones/vit.py:dense --workdir runs/vision_dense
     python -m worldsim.agents.vision.training runs/vision_dense --out runs/vision_dense/eval.json
@@ -18,7 +18,7 @@ Variants (backbone "mu/4": width 64, depth 4, MLP 256, 2 heads, patch 4 on 32×6
   ``task_moe``                      task-routed MoE (route by task id), E = 8, K = 2, blocks 1, 3
 Modifiers: ``tokens8`` / ``tokens16`` (TokenLearner token count, default 8); ``small``: a
 seconds-long configuration for tests (16×32 images, width 32, depth 2, MLP 64; one house and
-12 / 8 BlockSort episodes per split; 2 steps).
+8 / 4 BlockSort episodes per split; 2 steps).
 
 Data (built on first use, cached under ``data.cache_dir``; ~7 min of CPU for the default
 sizes): train = 80 train houses (~3.2k panoramas) + 2000 BlockSort episodes; eval = 40
@@ -83,8 +83,8 @@ def get_config(argument: str = "") -> ml_collections.ConfigDict:
         config.data.image_size = (16, 32)
         config.data.train_nav_houses = 1
         config.data.eval_nav_houses = 1
-        config.data.train_block_episodes = 12
-        config.data.eval_block_episodes = 8
+        config.data.train_block_episodes = 8
+        config.data.eval_block_episodes = 4
         config.data.batch_size = 8
         config.model.update(dict(width=32, depth=2, mlp_dim=64, num_heads=2))
         config.train.steps = 2
