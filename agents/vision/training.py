@@ -1,9 +1,9 @@
 """Multi-task image classifiers on the shared ViT backbones: training task, loading, evaluation.
 
-    worldsim train --config configs/backbones/vit.py:dense --workdir runs/vision_dense
-    python -m worldsim.agents.vision.training runs/vision_dense --out runs/vision_dense/eval.json
-    python -m worldsim.agents.vision.training runs/vision_vmoe --capacity 0.25 --priority
-    python -m worldsim.agents.vision.training runs/vision_task_moe --task-networks
+    worldsim train --config configs/backbones/vit.py:dense --workdir runs/vision/dense
+    python -m worldsim.agents.vision.training runs/vision/dense --out runs/vision/dense/eval.json
+    python -m worldsim.agents.vision.training runs/vision/vmoe --capacity 0.25 --priority on
+    python -m worldsim.agents.vision.training runs/vision/task_moe --task-networks
 
 Model: ``VisionTransformer`` (dense, + TokenLearner, V-MoE or task-level MoE, from
 ``config.model``) with **one shared head over the union of both tasks' classes**
