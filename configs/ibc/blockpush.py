@@ -17,32 +17,6 @@ from worldsim.configs.ibc.base import method_config
 
 
 def get_config(method: str = "dfo"):
-    if method == "cpu":
-        return cpu_config()
-    if method == "cpu_mse":
-        return cpu_mse_config()
+    if method == "cpu":  # the name `worldsim demo` and older commands use
+        method = "cpu_dfo"
     return method_config(method, "worldsim/BlockPush-v0", "data/blockpush")
-
-
-def cpu_config():
-    """A CPU-sized DFO setting (the one `worldsim demo` uses)."""
-    config = method_config("dfo", "worldsim/BlockPush-v0", "data/blockpush")
-    config.model.width = 64
-    config.model.depth = 4
-    config.data.batch_size = 256
-    config.ibc.num_negatives = 64
-    config.ibc.inference_samples = 2048
-    config.train.learning_rate = 2e-3
-    config.train.steps = 3000
-    config.train.checkpoint_every = 500
-    return config
-
-
-def cpu_mse_config():
-    """The explicit baseline `worldsim demo` trains beside ``cpu_config``."""
-    config = method_config("mse", "worldsim/BlockPush-v0", "data/blockpush")
-    config.model.width = 256
-    config.data.batch_size = 128
-    config.train.steps = 1500
-    config.train.checkpoint_every = 500
-    return config

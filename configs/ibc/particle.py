@@ -1,9 +1,10 @@
 """The N-D particle task (visit goal 1, then goal 2): the dimensionality study of the IBC paper.
 
 The argument after the colon is "METHOD[,n_dim=N]", METHOD in dfo | langevin | autoregressive |
-mse | mdn (default "dfo,n_dim=2"). The dataset folder is per dimension.
+mse | mdn or their CPU-sized ``cpu_<method>`` settings (default "dfo,n_dim=2"). The dataset
+folder is per dimension: ``data/particle_<N>d``.
 
-    worldsim collect --env worldsim/Particle-v0 --episodes 2000 --num-envs 2 \
+    worldsim collect --env worldsim/Particle-v0 --episodes 1000 --num-envs 2 \
         --env-kwargs '{"n_dim": 8}' --out data/particle_8d
     worldsim train --config configs/ibc/particle.py:langevin,n_dim=8 --workdir runs/particle_8d_langevin
     worldsim eval --workdir runs/particle_8d_langevin --episodes 100 --num-envs 2
@@ -28,9 +29,10 @@ def parse_argument(argument: str) -> tuple[str, int]:
 
 def get_config(argument: str = "dfo,n_dim=2"):
     method, n_dim = parse_argument(argument)
-    dataset = "data/particle" if n_dim == 2 else f"data/particle_{n_dim}d"
-    config = method_config(method, "worldsim/Particle-v0", dataset)
+    config = method_config(method, "worldsim/Particle-v0", f"data/particle_{n_dim}d")
     config.env_kwargs.n_dim = n_dim
+    if method.startswith("cpu_"):  # the dimension study of RESULTS.md
+        return config
     config.data.batch_size = 256
     config.train.steps = 5000
     config.train.checkpoint_every = 1000
