@@ -12,7 +12,7 @@ from worldsim.envs.navigation.scene import load_scene
 from worldsim.envs.navigation.semantics import CLASS_IDS
 from worldsim.worldmodel.memory import OBSERVED, PREDICTED, PointCloudMemory, back_project
 from worldsim.worldmodel.reproject import (
-    atan2, pad_points, reproject_equirectangular, reproject_pinhole)
+    atan2, occlusion_filter, pad_points, reproject_equirectangular, reproject_pinhole)
 
 H, W = 64, 128
 ORIGIN = np.array([0.5, -0.25, 1.5])
@@ -268,6 +268,76 @@ def test_two_viewpoints_see_more_of_a_third_pose_than_either_alone():
     shuffled = project(both.points[order], both.colors[order], both.labels[order])
     np.testing.assert_array_equal(shuffled["mask"], out["mask"])
     np.testing.assert_array_equal(shuffled["depth"], out["depth"])
+
+
+# (g') occlusion filter -----------------------------------------------------------------------
+def _guidance_of(depth):
+    depth = np.asarray(depth, np.float32)
+    mask = depth > 0
+    semantic = np.where(mask, np.where(depth < 2, 5, 9), 0).astype(np.uint8)
+    rgb = np.repeat(semantic[..., None] * 10, 3, axis=-1).astype(np.uint8)
+    return {"rgb": rgb, "semantic": semantic, "depth": depth, "mask": mask}
+
+
+def test_occlusion_filter_drops_a_far_wall_seen_through_holes_in_a_near_plane():
+    depth = np.full((8, 16), 4.0, np.float32)  # a far wall everywhere ...
+    depth[2:6, 5:11] = 1.0  # ... behind a near plane
+    depth[3, 7] = depth[4, 8] = 4.0  # with holes the wall shows through
+    depth[2, 5] = 1.05  # within the tolerance of its nearer neighbours: kept
+    depth[0, 0] = 0.0  # empty pixels are never a minimum, stay empty
+    out = {k: np.asarray(v) for k, v in occlusion_filter(_guidance_of(depth), 3, 0.1).items()}
+    assert not out["mask"][3, 7] and not out["mask"][4, 8]
+    assert out["depth"][3, 7] == 0 and out["semantic"][3, 7] == 0 and not out["rgb"][3, 7].any()
+    near = (depth > 0) & (depth < 2)
+    assert out["mask"][near].all() and (out["semantic"][near] == 5).all()
+    np.testing.assert_array_equal(out["depth"][near], depth[near])
+    # Far pixels more than one pixel from the near plane are kept; those next to it are dropped
+    # (the window cannot tell a hole from the plane's edge).
+    assert out["mask"][0, 1:].all() and out["mask"][7].all() and out["mask"][:, 13].all()
+    assert not out["mask"][1, 5:11].any() and not out["mask"][2:6, 4].any()
+    assert out["mask"].dtype == bool and out["semantic"].dtype == np.uint8 and out["rgb"].dtype == np.uint8
+
+
+def test_occlusion_filter_wraps_around_the_seam_and_takes_batches():
+    depth = np.full((6, 16), 5.0, np.float32)
+    depth[:, 0] = 1.0  # a near column at the seam: the far pixels in column W − 1 are its neighbours
+    guidance = _guidance_of(depth)
+    out = occlusion_filter(guidance, 3, 0.2)
+    mask = np.asarray(out["mask"])
+    assert mask[:, 0].all() and not mask[:, 1].any() and not mask[:, 15].any()
+    assert mask[:, 2:15].all()
+    # A 5 × 5 window reaches two columns; a batch of two gives the same per panorama.
+    batch = {k: np.stack([v, np.roll(v, 3, axis=1)]) for k, v in guidance.items()}
+    out5 = np.asarray(occlusion_filter(batch, 5, 0.2)["mask"])
+    assert not out5[0][:, [1, 2, 14, 15]].any() and out5[0][:, 3:14].all() and out5[0][:, 0].all()
+    np.testing.assert_array_equal(out5[1], np.roll(out5[0], 3, axis=1))
+    # Off (window ≤ 1) is the identity; even windows and negative tolerances are refused.
+    for key, value in occlusion_filter(guidance, 0, 0.1).items():
+        np.testing.assert_array_equal(np.asarray(value), guidance[key])
+    with pytest.raises(ValueError, match="window must be an odd number of pixels"):
+        occlusion_filter(guidance, 4, 0.1)
+    with pytest.raises(ValueError, match="tolerance must be a relative depth"):
+        occlusion_filter(guidance, 3, -0.1)
+
+
+def test_occlusion_filter_in_a_house_keeps_a_subset_that_is_closer_to_the_truth():
+    scene = load_scene(100_000)
+    nodes = sorted(scene.graph.nodes)
+    a = nodes[0]
+    b = next(iter(scene.graph.neighbors(a)))
+    pano, truth = scene.panorama(a, H, W), scene.panorama(b, H, W)
+    memory = PointCloudMemory()
+    memory.add(pano["rgb"], pano["semantic"], pano["depth"], scene.position(a))
+    plain = memory.reproject(scene.position(b), H, W)
+    filtered = memory.reproject(scene.position(b), H, W, occlusion_window=5, occlusion_tolerance=0.1)
+    assert filtered["mask"].sum() < plain["mask"].sum() and not (filtered["mask"] & ~plain["mask"]).any()
+    kept = filtered["mask"]
+    np.testing.assert_array_equal(filtered["depth"][kept], plain["depth"][kept])
+
+    def absrel(where):
+        return np.mean(np.abs(plain["depth"][where] - truth["depth"][where]) / truth["depth"][where])
+
+    assert absrel(kept) < absrel(plain["mask"]) < absrel(plain["mask"] & ~kept)
 
 
 # (h) ---------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from worldsim.data import collect
 from worldsim.envs.navigation.semantics import NUM_CLASSES
 from worldsim.train.configuration import load_config
 from worldsim.train.loop import train
-from worldsim.worldmodel.data import GuidanceBatches, guidance_from_frames, trajectories_from_dataset
+from worldsim.worldmodel.data import (GuidanceBatches, guidance_from_frames, guidance_options,
+                                      trajectories_from_dataset)
 from worldsim.worldmodel.evaluation import (
     depth_errors, evaluate_world_model, iou_from_confusion, nearest_fill, psnr, sample_diversity,
     semantic_confusion, ssim)
@@ -213,7 +214,8 @@ def test_guidance_batches_are_deterministic_and_reproject_the_context(tiny_datas
 
 
 def test_small_config_trains_and_reloads(tiny_dataset, tmp_path):
-    config = load_config("configs/worldmodel/cpu.py:small", [f"--config.dataset={tiny_dataset}"])
+    config = load_config("configs/worldmodel/cpu.py:small", [f"--config.dataset={tiny_dataset}",
+                                                             "--config.guidance.occlusion_window=3"])
     task = make_train_task(config)
     assert task.meta["panorama_size"] == [16, 32]
     train(config, tmp_path / "run", task, progress=False)
@@ -221,8 +223,15 @@ def test_small_config_trains_and_reloads(tiny_dataset, tmp_path):
     assert len(rows) == config.train.steps
     for row in rows:
         assert all(np.isfinite(v) for v in row.values())
-    model, meta, _ = load_world_model(tmp_path / "run")
+    model, meta, saved = load_world_model(tmp_path / "run")
     assert meta["agent"] == "worldmodel" and model.discriminator is None
+    # The guidance settings travel with the run; configs from before they existed read as off.
+    assert guidance_options(saved) == {"occlusion_window": 3, "occlusion_tolerance": 0.1}
+    del saved.guidance
+    assert guidance_options(saved)["occlusion_window"] == 0
+    result = evaluate_world_model(tmp_path / "run", episodes=1, steps=1, out_dir=tmp_path / "eval",
+                                  samples=1, strips=0, videos=0, progress=False, occlusion_tolerance=0.3)
+    assert result["guidance"] == {"occlusion_window": 3, "occlusion_tolerance": 0.3}
 
 
 @pytest.mark.slow

@@ -173,7 +173,9 @@ def cmd_eval_world_model(args: argparse.Namespace) -> int:
     from worldsim.worldmodel.evaluation import evaluate_world_model, format_table
 
     try:
-        result = evaluate_world_model(args.workdir, episodes=args.episodes, videos=args.videos)
+        result = evaluate_world_model(args.workdir, episodes=args.episodes, videos=args.videos,
+                                      out_dir=args.out, occlusion_window=args.occlusion_window,
+                                      occlusion_tolerance=args.occlusion_tolerance)
     except (FileNotFoundError, ValueError) as err:
         return _error(str(err))
     print(format_table(result))
@@ -345,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-envs", type=_positive_int, default=2, metavar="K")
     evaluate.add_argument("--videos", type=int, default=3, metavar="V",
                           help="episodes to film into WORKDIR/videos (default: 3)")
+    evaluate.add_argument("--out", metavar="DIR", help="world models: where the results go "
+                          "(default: WORKDIR/eval_worldmodel)")
+    evaluate.add_argument("--occlusion-window", type=int, metavar="K",
+                          help="world models: occlusion filter window of the guidance, odd, ≤ 1 = "
+                               "off (default: the run's config.guidance)")
+    evaluate.add_argument("--occlusion-tolerance", type=float, metavar="T",
+                          help="world models: the filter's relative depth tolerance")
     evaluate.set_defaults(handler=cmd_eval)
     demo = sub.add_parser("demo", help="collect BlockPush demos, train implicit and explicit BC, "
                                        "evaluate both (what `make demo` runs)")

@@ -17,6 +17,7 @@ from flax import nnx
 
 from worldsim.agents.nav.scorer import SCORER_PANORAMA
 from worldsim.envs.navigation.env import IndoorNavEnv
+from worldsim.worldmodel.data import guidance_options
 from worldsim.worldmodel.memory import PointCloudMemory
 from worldsim.worldmodel.training import load_world_model
 
@@ -29,7 +30,8 @@ class WorldModelSource:
     name, blind = "world_model", False
 
     def __init__(self, workdir, seed: int = 0):
-        model, meta, _ = load_world_model(workdir)
+        model, meta, config = load_world_model(workdir)
+        self._guidance_options = guidance_options(config)  # as in training and evaluation
         self.height, self.width = (int(v) for v in meta["panorama_size"])
         if self.height % SCORER_PANORAMA[0] or self.width % SCORER_PANORAMA[1]:
             raise ValueError(f"world model panoramas {self.height}×{self.width} must be multiples of "
@@ -59,7 +61,8 @@ class WorldModelSource:
 
     def _imagine(self, env: IndoorNavEnv, nodes: list[int]) -> None:
         """Predicts and caches the panoramas at ``nodes`` from the current memory."""
-        guides = [self._memory.reproject(env.scene.position(n), self.height, self.width) for n in nodes]
+        guides = [self._memory.reproject(env.scene.position(n), self.height, self.width,
+                                         **self._guidance_options) for n in nodes]
         count = -(-len(nodes) // BATCH_BUCKET) * BATCH_BUCKET
         guidance = {key: jnp.stack([g[key] for g in guides] + [guides[0][key]] * (count - len(nodes)))
                     for key in ("semantic", "depth", "mask")}

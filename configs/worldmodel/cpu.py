@@ -46,6 +46,9 @@ def get_config(argument: str = "") -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict(dict(
         panorama_size=(64, 128), max_episodes=0, context_frames=2, max_gap=3, batch_size=4,
         roll=True, voxel_size=0.01, scene_split="train", scene_walks=64, scene_walk_length=6))
+    # Occlusion filter of the re-projected guidance (worldsim.worldmodel.reproject.occlusion_filter):
+    # window ≤ 1 is off; runs trained before this key existed read as off.
+    config.guidance = ml_collections.ConfigDict(dict(occlusion_window=0, occlusion_tolerance=0.1))
     config.model = ml_collections.ConfigDict(dict(
         structure_widths=(16, 32, 64, 64), structure_blocks=1, z_dim=16, latent_hidden=32,
         image_widths=(64, 64, 32, 16), image_hidden=16, circular=True,

@@ -33,10 +33,11 @@ import networkx as nx
 import numpy as np
 
 from worldsim.worldmodel.memory import PointCloudMemory
-from worldsim.worldmodel.reproject import pad_points, reproject_equirectangular
 
 DEFAULT_VOXEL_SIZE = 0.01
 MAX_RANGE = 10.0
+DEFAULT_OCCLUSION_WINDOW = 0  # off: see reproject.occlusion_filter
+DEFAULT_OCCLUSION_TOLERANCE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,29 +149,36 @@ def scene_trajectories(split: str, count: int, length: int, height: int, width: 
 
 # --- guidance ---------------------------------------------------------------------------------
 
+def guidance_options(config) -> dict:
+    """The guidance settings of a world-model config as keyword arguments of
+    ``reproject_memory``: ``occlusion_window`` and ``occlusion_tolerance`` from
+    ``config.guidance`` (defaults for configs from before it existed: filter off)."""
+    guidance = config.get("guidance") or {}
+    return {"occlusion_window": int(guidance.get("occlusion_window", DEFAULT_OCCLUSION_WINDOW)),
+            "occlusion_tolerance": float(guidance.get("occlusion_tolerance", DEFAULT_OCCLUSION_TOLERANCE))}
+
+
 def reproject_memory(memory: PointCloudMemory, position, height: int, width: int,
-                     capacity: int | None = None) -> dict[str, np.ndarray]:
+                     capacity: int | None = None, occlusion_window: int = DEFAULT_OCCLUSION_WINDOW,
+                     occlusion_tolerance: float = DEFAULT_OCCLUSION_TOLERANCE) -> dict[str, np.ndarray]:
     """Guidance of ``memory`` at ``position``: rgb (H, W, 3) uint8, semantic (H, W) uint8, depth
-    (H, W) float32 metres (0 = unseen), mask (H, W) bool. ``capacity`` pads the memory to a fixed
-    length (one compilation for every call of the same capacity)."""
-    if capacity is not None and capacity < len(memory):
-        capacity = None
-    padded = pad_points(memory.points, memory.colors, memory.labels, capacity)
-    out = reproject_equirectangular(padded["points"], padded["colors"], padded["labels"],
-                                    np.asarray(position, np.float32), height, width,
-                                    max_range=memory.max_range, valid=padded["valid"])
-    return {key: np.asarray(value) for key, value in out.items()}
+    (H, W) float32 metres (0 = unseen), mask (H, W) bool; all empty for an empty memory. See
+    ``PointCloudMemory.reproject`` for the other arguments."""
+    if not len(memory):
+        return {"rgb": np.zeros((height, width, 3), np.uint8), "semantic": np.zeros((height, width), np.uint8),
+                "depth": np.zeros((height, width), np.float32), "mask": np.zeros((height, width), bool)}
+    return memory.reproject(position, height, width, capacity, occlusion_window, occlusion_tolerance)
 
 
 def guidance_from_frames(frames: list[dict[str, np.ndarray]], position, voxel_size: float | None = DEFAULT_VOXEL_SIZE,
-                         capacity: int | None = None) -> dict[str, np.ndarray]:
+                         capacity: int | None = None, **options) -> dict[str, np.ndarray]:
     """Guidance at ``position`` from a memory holding ``frames`` (dicts with rgb, semantic,
-    depth, position) as observed points."""
+    depth, position) as observed points; ``options``: see ``reproject_memory``."""
     memory = PointCloudMemory(voxel_size=voxel_size, max_range=MAX_RANGE)
     for frame in frames:
         memory.add(frame["rgb"], frame["semantic"], frame["depth"], frame["position"])
     height, width = np.shape(frames[0]["depth"])
-    return reproject_memory(memory, position, height, width, capacity)
+    return reproject_memory(memory, position, height, width, capacity, **options)
 
 
 def roll_example(example: dict[str, np.ndarray], shift: int) -> dict[str, np.ndarray]:
@@ -184,12 +192,16 @@ class GuidanceBatches:
     trajectories: the walks (one panorama size); batch_size: examples per batch;
     context_frames: real frames in the memory (1 or 2 is typical); max_gap: largest distance,
     in viewpoints, from the last real frame to the target; roll: random column-roll
-    augmentation; voxel_size: of the memory (metres); cache: keep computed guidance.
+    augmentation; voxel_size: of the memory (metres); cache: keep computed guidance;
+    occlusion_window, occlusion_tolerance: the guidance's occlusion filter (see
+    ``reproject_memory``).
     """
 
     def __init__(self, trajectories: list[Trajectory], batch_size: int, *, context_frames: int = 2,
                  max_gap: int = 3, seed: int = 0, roll: bool = True,
-                 voxel_size: float | None = DEFAULT_VOXEL_SIZE, cache: bool = True):
+                 voxel_size: float | None = DEFAULT_VOXEL_SIZE, cache: bool = True,
+                 occlusion_window: int = DEFAULT_OCCLUSION_WINDOW,
+                 occlusion_tolerance: float = DEFAULT_OCCLUSION_TOLERANCE):
         if not trajectories:
             raise ValueError("GuidanceBatches needs at least one trajectory.")
         sizes = {t.size for t in trajectories}
@@ -208,6 +220,7 @@ class GuidanceBatches:
             raise ValueError("no trajectory has two frames; nothing to predict.")
         self._cache: dict[tuple[int, int, int], dict[str, np.ndarray]] | None = {} if cache else None
         self._capacity = self.context_frames * self.height * self.width
+        self.options = {"occlusion_window": occlusion_window, "occlusion_tolerance": occlusion_tolerance}
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -227,7 +240,8 @@ class GuidanceBatches:
         trajectory = self.trajectories[trajectory_index]
         last = t - gap
         context = [trajectory.frame(s) for s in range(max(0, last - self.context_frames + 1), last + 1)]
-        guidance = guidance_from_frames(context, trajectory.position[t], self.voxel_size, self._capacity)
+        guidance = guidance_from_frames(context, trajectory.position[t], self.voxel_size, self._capacity,
+                                        **self.options)
         return {"guidance_rgb": guidance["rgb"], "guidance_semantic": guidance["semantic"],
                 "guidance_depth": guidance["depth"].astype(np.float16), "guidance_mask": guidance["mask"],
                 "target_rgb": trajectory.rgb[t], "target_semantic": trajectory.semantic[t],

@@ -60,8 +60,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from worldsim.envs.navigation.semantics import NUM_CLASSES
-from worldsim.worldmodel.data import (MAX_RANGE, Trajectory, reproject_memory, scene_trajectories,
-                                      trajectories_from_dataset)
+from worldsim.worldmodel.data import (MAX_RANGE, Trajectory, guidance_options, reproject_memory,
+                                      scene_trajectories, trajectories_from_dataset)
 from worldsim.worldmodel.memory import PointCloudMemory
 
 METHODS = ("model", "model_paste", "guidance", "nearest")
@@ -302,8 +302,9 @@ def _write_png(image: np.ndarray, path: Path) -> None:
 # --- the evaluation ---------------------------------------------------------------------------
 
 def _rollout(predict, trajectory: Trajectory, steps: int, samples: int, key: jax.Array,
-             accumulators: list[dict[str, _Accumulator]], voxel_size: float | None):
-    """Runs every method along one walk; returns the frames for the pictures."""
+             accumulators: list[dict[str, _Accumulator]], voxel_size: float | None, options: dict):
+    """Runs every method along one walk; returns the frames for the pictures. ``options``: the
+    guidance settings (``reproject_memory``), the same for every method."""
     height, width = trajectory.size
     capacity = (steps + 1) * height * width
     first = trajectory.frame(0)
@@ -314,7 +315,8 @@ def _rollout(predict, trajectory: Trajectory, steps: int, samples: int, key: jax
     pictures = []
     for k in range(1, steps + 1):
         truth, position = trajectory.frame(k), trajectory.position[k]
-        guidance = {n: reproject_memory(m, position, height, width, capacity) for n, m in memories.items()}
+        guidance = {n: reproject_memory(m, position, height, width, capacity, **options)
+                    for n, m in memories.items()}
         unseen = ~guidance["guidance"]["mask"]
         step_key = jax.random.fold_in(key, k)
         model = _as_observation({k2: v[0] for k2, v in predict(_batched(guidance["model"], 1), step_key,
@@ -339,7 +341,9 @@ def _rollout(predict, trajectory: Trajectory, steps: int, samples: int, key: jax
 def evaluate_world_model(workdir: str | os.PathLike, episodes: int = 8, split: str = "val_unseen",
                          steps: int = 4, out_dir: str | os.PathLike | None = None, *,
                          dataset: str | os.PathLike | None = None, samples: int = 3, seed: int = 0,
-                         strips: int = 4, videos: int = 2, progress: bool = True) -> dict[str, Any]:
+                         strips: int = 4, videos: int = 2, progress: bool = True,
+                         occlusion_window: int | None = None, occlusion_tolerance: float | None = None
+                         ) -> dict[str, Any]:
     """Per-step metrics of the world model in ``workdir`` and of the two baselines.
 
     episodes: number of walks; split: houses they are rendered from (``steps + 1`` viewpoints
@@ -347,7 +351,9 @@ def evaluate_world_model(workdir: str | os.PathLike, episodes: int = 8, split: s
     dataset, whose first ``episodes`` episodes with ≥ steps + 1 observations are used instead;
     steps: K, prediction steps per walk; out_dir: where files go (default
     ``workdir/eval_worldmodel``); samples: prior samples for the diversity metrics (≤ 1: none);
-    strips / videos: how many walks get a PNG strip / a GIF.
+    strips / videos: how many walks get a PNG strip / a GIF; occlusion_window /
+    occlusion_tolerance: the guidance's occlusion filter for every method, None = the run's
+    ``config.guidance`` (``data.guidance_options``; off for runs that predate it).
     Returns (and writes as JSON) the settings and ``table``: one row per step with
     ``distance_m`` (mean straight-line distance from viewpoint 0) and per method its metrics.
     """
@@ -361,6 +367,11 @@ def evaluate_world_model(workdir: str | os.PathLike, episodes: int = 8, split: s
     started = time.perf_counter()
     model, meta, config = load_world_model(workdir)
     height, width = meta["panorama_size"]
+    options = guidance_options(config)
+    if occlusion_window is not None:
+        options["occlusion_window"] = int(occlusion_window)
+    if occlusion_tolerance is not None:
+        options["occlusion_tolerance"] = float(occlusion_tolerance)
     if dataset is not None:
         trajectories = trajectories_from_dataset(dataset, min_frames=steps + 1)[:episodes]
         if trajectories[0].size != (height, width):
@@ -382,7 +393,7 @@ def evaluate_world_model(workdir: str | os.PathLike, episodes: int = 8, split: s
     written = []
     for index, trajectory in enumerate(tqdm(trajectories, desc="world-model eval", disable=not progress)):
         pictures = _rollout(predict, trajectory, steps, samples, jax.random.fold_in(key, index),
-                            accumulators, config.data.voxel_size)
+                            accumulators, config.data.voxel_size, options)
         distances[index] = np.linalg.norm(trajectory.position[1:steps + 1] - trajectory.position[0], axis=1)
         if index < strips:
             blocks = [_strip([p["truth"], p["guidance"], p["nearest"], p["model"]]) for p in pictures]
@@ -399,6 +410,7 @@ def evaluate_world_model(workdir: str | os.PathLike, episodes: int = 8, split: s
     result = {"workdir": str(workdir), "checkpoint_step": int(meta["step"]), "source": source,
               "n_episodes": len(trajectories), "episodes": [t.name for t in trajectories],
               "steps": steps, "samples": samples, "seed": seed, "panorama_size": [height, width],
+              "guidance": options,
               "methods": list(METHODS), "strip_columns": ["truth", "guidance", "nearest", "model"],
               "table": table, "files": written, "eval_s": time.perf_counter() - started}
     path = out_dir / RESULT_FILE

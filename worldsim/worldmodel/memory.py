@@ -121,18 +121,29 @@ class PointCloudMemory:
     def __len__(self) -> int:
         return len(self._points)
 
-    def reproject(self, position, height: int, width: int) -> dict[str, np.ndarray]:
-        """Guidance panorama (rgb, semantic, depth, mask) of the memory seen from ``position``
-        (3,) metres; see ``reproject.reproject_equirectangular``."""
-        from worldsim.worldmodel.reproject import pad_points, reproject_equirectangular
+    def reproject(self, position, height: int, width: int, capacity: int | None = None,
+                  occlusion_window: int = 0, occlusion_tolerance: float = 0.1) -> dict[str, np.ndarray]:
+        """Guidance panorama of the memory seen from ``position`` (3,) metres: rgb (H, W, 3)
+        uint8, semantic (H, W) uint8, depth (H, W) float32 metres (0 = unseen), mask (H, W) bool;
+        see ``reproject.reproject_equirectangular``. The one place guidance is built (training
+        examples, evaluation and the planner all come here).
+
+        capacity: pad the memory to this many points (one compilation for every call of the
+        same capacity; ignored when smaller than the memory). occlusion_window,
+        occlusion_tolerance: ``reproject.occlusion_filter`` (window ≤ 1: off, the default).
+        """
+        from worldsim.worldmodel.reproject import occlusion_filter, pad_points, reproject_equirectangular
 
         if not len(self):
             raise ValueError("the memory is empty: add an observation before re-projecting it.")
         _check_observation(np.zeros((1, 1), np.float32), position)
-        padded = pad_points(self.points, self.colors, self.labels)
+        if capacity is not None and capacity < len(self):
+            capacity = None
+        padded = pad_points(self.points, self.colors, self.labels, capacity)
         guidance = reproject_equirectangular(padded["points"], padded["colors"], padded["labels"],
                                              np.asarray(position, np.float32), height, width,
                                              max_range=self.max_range, valid=padded["valid"])
+        guidance = occlusion_filter(guidance, occlusion_window, occlusion_tolerance)
         return {key: np.asarray(value) for key, value in guidance.items()}
 
     @property

@@ -20,6 +20,12 @@ point index among the points at exactly that range. Every attribute of the pixel
 that one point (RGB and class gathered by its index, depth = its range, the z-buffer value): no
 per-channel mixing, no bias toward larger class ids. Ranges are float32 metres measured from the
 query position, which is what the renderer's depth holds.
+
+Occlusion filter (``occlusion_filter``, off unless asked for): one point per pixel leaves gaps
+between the projected points of a near surface seen from a new viewpoint, and farther points
+show through them. A guidance pixel is dropped (made empty) when its depth exceeds the smallest
+depth in its window × window neighbourhood (wrapping around the panorama's width) by more than
+the relative ``tolerance`` — visibility by local minimum depth, as in point splatting.
 """
 
 from __future__ import annotations
@@ -185,6 +191,42 @@ def _pinhole(points, colors, labels, position, heading, fov_degrees, height, wid
     ok &= in_front & (column >= 0) & (column < width) & (row >= 0) & (row < height)
     pixel = jnp.where(ok, row, 0).astype(jnp.int32) * width + jnp.where(ok, column, 0).astype(jnp.int32)
     return _splat(pixel, distance, ok, colors, labels, height, width)
+
+
+def occlusion_filter(guidance: dict, window: int, tolerance: float) -> dict[str, jax.Array]:
+    """Drop the guidance pixels that lie behind a nearer neighbour (see the module docstring).
+
+    guidance: a dict as returned by ``reproject_*`` (rgb (..., H, W, 3), semantic (..., H, W),
+    depth (..., H, W) float metres, 0 where empty, mask (..., H, W) bool); leading batch axes
+    are allowed. window: odd side of the neighbourhood in pixels (wraps around the width, is
+    clipped at the top and bottom rows); ≤ 1 returns the guidance unchanged. tolerance: relative
+    (≥ 0): a pixel is kept when depth ≤ (1 + tolerance) · the window's minimum depth over
+    non-empty pixels. Returns a dict of the same shapes and dtypes (as JAX arrays) with dropped
+    pixels empty: mask False, depth 0, semantic 0, rgb 0.
+    """
+    if not isinstance(window, (int, np.integer)) or window < 0 or (window > 1 and window % 2 == 0):
+        raise ValueError(f"window must be an odd number of pixels (or 0 / 1 for off), got {window!r}.")
+    if not (isinstance(tolerance, (int, float, np.number)) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a relative depth ≥ 0, got {tolerance!r}.")
+    if window <= 1:
+        return {key: jnp.asarray(value) for key, value in guidance.items()}
+    return _occlusion_filter(guidance, int(window), jnp.float32(tolerance))
+
+
+@functools.partial(jax.jit, static_argnames="window")
+def _occlusion_filter(guidance, window, tolerance):
+    depth, mask = jnp.asarray(guidance["depth"], jnp.float32), jnp.asarray(guidance["mask"], bool)
+    half, lead = window // 2, [(0, 0)] * (depth.ndim - 2)
+    nearest = jnp.where(mask, depth, jnp.inf)
+    nearest = jnp.pad(nearest, lead + [(0, 0), (half, half)], mode="wrap")  # 360° panorama
+    nearest = jnp.pad(nearest, lead + [(half, half), (0, 0)], constant_values=jnp.inf)
+    nearest = jax.lax.reduce_window(nearest, jnp.inf, jax.lax.min, (1,) * len(lead) + (window, window),
+                                    (1,) * depth.ndim, "VALID")
+    keep = mask & (depth <= (1 + tolerance) * nearest)
+    rgb, semantic = jnp.asarray(guidance["rgb"]), jnp.asarray(guidance["semantic"])
+    return {"rgb": jnp.where(keep[..., None], rgb, 0).astype(rgb.dtype),
+            "semantic": jnp.where(keep, semantic, 0).astype(semantic.dtype),
+            "depth": jnp.where(keep, depth, 0.0), "mask": keep}
 
 
 def pad_points(points, colors, labels, capacity: int | None = None) -> dict[str, np.ndarray]:

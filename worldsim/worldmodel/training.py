@@ -36,7 +36,8 @@ from flax import nnx
 
 from worldsim.envs.navigation.semantics import NUM_CLASSES
 from worldsim.train.loop import TrainTask, restore_trained_model
-from worldsim.worldmodel.data import GuidanceBatches, scene_trajectories, trajectories_from_dataset
+from worldsim.worldmodel.data import (GuidanceBatches, guidance_options, scene_trajectories,
+                                      trajectories_from_dataset)
 from worldsim.worldmodel.image import (ImageGenerator, PatchDiscriminator, hinge_d_loss, hinge_g_loss,
                                        structure_condition)
 from worldsim.worldmodel.structure import DEPTH_SCALE, StructureGenerator
@@ -189,7 +190,7 @@ def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
     data = config.data
     batches = GuidanceBatches(trajectories, data.batch_size, context_frames=data.context_frames,
                               max_gap=data.max_gap, seed=config.seed, roll=data.roll,
-                              voxel_size=data.voxel_size)
+                              voxel_size=data.voxel_size, **guidance_options(config))
     model = build_world_model(config)
     if config.get("init_structure_from"):
         _init_structure(model, config.init_structure_from)
