@@ -175,7 +175,19 @@ class InsertOracle(BlockOracle):
 
     def _push(self, effector, block_xy, block_yaw, y, direction, face, orient_start, step,
               remaining):
-        """One step of approach / orient / push / back-out for a push along ``direction``.
+        """The next action of approach / orient / push / back-out along ``direction``; a phase
+        that ends hands over to the next within the same step (a demonstrator that pauses at
+        phase switches teaches a cloned policy to stand still there)."""
+        for _ in range(4):
+            action = self._push_phase_step(effector, block_xy, block_yaw, y, direction, face,
+                                           orient_start, step, remaining)
+            if action is not None:
+                return action
+        return np.zeros(2)
+
+    def _push_phase_step(self, effector, block_xy, block_yaw, y, direction, face, orient_start,
+                         step, remaining):
+        """One step of the current push phase, or None when that phase just ended.
 
         ``face``: the direction a block face must point along (turned first when it is off by
         more than ``orient_start`` rad); ``step``: push speed (m per step); ``remaining``: how far
@@ -190,7 +202,7 @@ class InsertOracle(BlockOracle):
             self._behind = float(direction @ face) > 0.7
             self._turn, self._orient_steps = math.copysign(min(MAX_TURN, 4 * abs(error)), error), 0
             self._last_y, self._stalled = y, 0
-            return np.zeros(2)
+            return None
         if self.push_phase == "orient":
             self._orient_steps += 1
             done = TURN_DONE if self._task == "turn" else STAGE_ORIENT_DONE
@@ -198,7 +210,7 @@ class InsertOracle(BlockOracle):
             pushed_in = self._task == "turn" and y < GATE_Y - 0.01 and self._behind
             if abs(error) < done or self._orient_steps > 30 or pushed_in:
                 self.push_phase = "approach"
-                return np.zeros(2)
+                return None
             if error * self._turn < 0:  # overshot: turn back, more gently
                 self._turn = -0.5 * self._turn
             radial = unit(effector - block_xy)
@@ -216,12 +228,12 @@ class InsertOracle(BlockOracle):
         slipped = abs(lateral) > 0.01 or not 0.01 < behind < PRE_PUSH_OFFSET + 0.02
         if slipped or abs(error) > orient_start + 0.1:
             self.push_phase = "approach"
-            return np.zeros(2)
+            return None
         self._stalled = self._stalled + 1 if y > self._last_y - 0.001 else 0
         self._last_y = min(self._last_y, y)
         if self._task == "seat" and self._stalled >= 3:
             self.push_phase = "backout"
-            return np.zeros(2)
+            return None
         waypoint = block_xy + (min(step, remaining) - CONTACT_OFFSET) * direction
         return step_towards(effector, waypoint, step + 0.01)
 
