@@ -29,6 +29,8 @@ from worldsim.train.loop import train
 
 ENV_ID = "worldsim/BlockPush-v0"
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ibc" / "blockpush.py"
+# Demonstrations start at reset seed 1000 so the evaluation episodes (seeds 0..N-1) are held out.
+FIRST_DEMO_SEED = 1000
 
 
 def demo_configs(dataset: Path, steps_scale: float = 1.0) -> dict[str, Any]:
@@ -72,7 +74,7 @@ def run_demo(out: str | Path = "runs/demo", episodes: int = 1000, num_envs: int 
     """Runs the demo; returns {"oracle": ..., "implicit": eval overall, "explicit": ...}."""
     out = Path(out)
     dataset = collect(ENV_ID, episodes=episodes, num_envs=num_envs, out=out / "data",
-                      overwrite=True)
+                      seed=FIRST_DEMO_SEED, overwrite=True)
     summary = {"oracle_success": read_metadata(dataset)["worldsim"]["success_rate"]}
     for name, config in demo_configs(dataset, steps_scale).items():
         workdir = out / name

@@ -2,7 +2,7 @@
 
 Pick the method after a colon (default dfo): dfo | langevin | autoregressive | mse | mdn.
 
-    worldsim collect --env worldsim/BlockInsert-v0 --episodes 2000 --num-envs 2 --out data/blockinsert
+    worldsim collect --env worldsim/BlockInsert-v0 --episodes 2000 --num-envs 2 --seed 1000 --out data/blockinsert
     worldsim train --config configs/ibc/blockinsert.py:dfo --workdir runs/blockinsert_dfo
     worldsim eval --workdir runs/blockinsert_dfo --episodes 100 --num-envs 2
 

@@ -2,7 +2,7 @@
 
 Pick the method after a colon (default dfo): dfo | langevin | autoregressive | mse | mdn.
 
-    worldsim collect --env worldsim/BlockPush-v0 --episodes 2000 --num-envs 2 --out data/blockpush
+    worldsim collect --env worldsim/BlockPush-v0 --episodes 2000 --num-envs 2 --seed 1000 --out data/blockpush
     worldsim train --config configs/ibc/blockpush.py:dfo --workdir runs/blockpush_dfo
     worldsim eval --workdir runs/blockpush_dfo --episodes 100 --num-envs 2
 

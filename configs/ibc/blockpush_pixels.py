@@ -4,7 +4,7 @@ Pick the method after a colon (default dfo): dfo | langevin | mse | mdn (the exp
 use the same conv encoder). Paper: batch 128, 256 negatives, 4096 DFO samples (the released
 config used 2048), DenseResnetValue 1024×1.
 
-    worldsim collect --env worldsim/BlockPush-v0 --episodes 2000 --num-envs 2 \
+    worldsim collect --env worldsim/BlockPush-v0 --episodes 2000 --num-envs 2 --seed 1000 \
         --obs-mode state+rgb --out data/blockpush_rgb
     worldsim train --config configs/ibc/blockpush_pixels.py:dfo --workdir runs/blockpush_pixels_dfo
     worldsim eval --workdir runs/blockpush_pixels_dfo --episodes 100 --num-envs 2

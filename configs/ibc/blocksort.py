@@ -2,7 +2,7 @@
 
 Pick the method after a colon (default dfo): dfo | langevin | autoregressive | mse | mdn.
 
-    worldsim collect --env worldsim/BlockSort-v0 --episodes 2000 --num-envs 2 --out data/blocksort
+    worldsim collect --env worldsim/BlockSort-v0 --episodes 2000 --num-envs 2 --seed 1000 --out data/blocksort
     worldsim train --config configs/ibc/blocksort.py:dfo --workdir runs/blocksort_dfo
     worldsim eval --workdir runs/blocksort_dfo --episodes 100 --num-envs 2
 

@@ -2,7 +2,7 @@
 
 Pick the method after a colon (default dfo): dfo | langevin | autoregressive | mse | mdn.
 
-    worldsim collect --env worldsim/BlockPushMultimodal-v0 --episodes 2000 --num-envs 2 --out data/multimodal
+    worldsim collect --env worldsim/BlockPushMultimodal-v0 --episodes 2000 --num-envs 2 --seed 1000 --out data/multimodal
     worldsim train --config configs/ibc/multimodal.py:dfo --workdir runs/multimodal_dfo
     worldsim eval --workdir runs/multimodal_dfo --episodes 100 --num-envs 2
 

@@ -2,7 +2,7 @@
 
 Pick the method after a colon (default dfo): dfo | langevin | autoregressive | mse | mdn.
 
-    worldsim collect --env worldsim/BlockPushMultiTarget-v0 --episodes 2000 --num-envs 2 --out data/multitarget
+    worldsim collect --env worldsim/BlockPushMultiTarget-v0 --episodes 2000 --num-envs 2 --seed 1000 --out data/multitarget
     worldsim train --config configs/ibc/multitarget.py:dfo --workdir runs/multitarget_dfo
     worldsim eval --workdir runs/multitarget_dfo --episodes 100 --num-envs 2
 

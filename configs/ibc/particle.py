@@ -4,7 +4,7 @@ The argument after the colon is "METHOD[,n_dim=N]", METHOD in dfo | langevin | a
 mse | mdn or their CPU-sized ``cpu_<method>`` settings (default "dfo,n_dim=2"). The dataset
 folder is per dimension: ``data/particle_<N>d``.
 
-    worldsim collect --env worldsim/Particle-v0 --episodes 1000 --num-envs 2 \
+    worldsim collect --env worldsim/Particle-v0 --episodes 1000 --num-envs 2 --seed 1000 \
         --env-kwargs '{"n_dim": 8}' --out data/particle_8d
     worldsim train --config configs/ibc/particle.py:langevin,n_dim=8 --workdir runs/particle_8d_langevin
     worldsim eval --workdir runs/particle_8d_langevin --episodes 100 --num-envs 2
