@@ -67,6 +67,25 @@ def test_oracle_succeeds_on_a_few_seeds(env_id):
     assert sum(successes) >= 2, successes
 
 
+@pytest.mark.parametrize("env_id", ["worldsim/BlockPush-v0", "worldsim/BlockPushMultimodal-v0"])
+def test_oracle_moves_in_whole_steps(env_id):
+    """No creeping: every oracle step is at least ARRIVAL_RADIUS long (millimetre steps at the
+    end of an approach or round an obstacle teach cloned policies to stall)."""
+    from worldsim.envs.manipulation.oracles import ARRIVAL_RADIUS
+
+    env = gymnasium.make(env_id)
+    for seed in range(3):
+        oracle = make_oracle(env)
+        env.reset(seed=seed)
+        oracle.reset()
+        for _ in range(300):
+            action = oracle.act()
+            assert np.linalg.norm(action) >= ARRIVAL_RADIUS - 1e-6, (seed, action)
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+
+
 def test_state_observation_layout():
     dims = {"worldsim/BlockPush-v0": 10, "worldsim/BlockPushMultiTarget-v0": 13,
             "worldsim/BlockPushMultimodal-v0": 16}

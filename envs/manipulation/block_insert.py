@@ -15,8 +15,8 @@ import numpy as np
 from worldsim.envs.manipulation.base import wrap_angle
 from worldsim.envs.manipulation.block_push import BlockPushEnv
 from worldsim.envs.manipulation.oracles import (CONTACT_OFFSET, MOVE_SPEED, ORIENT_SPEED,
-                                               PRE_PUSH_OFFSET, PUSH_SPEED, BlockOracle,
-                                               face_misalignment, step_towards, unit)
+                                               PRE_PUSH_OFFSET, ARRIVAL_RADIUS, PUSH_SPEED,
+                                               BlockOracle, face_misalignment, step_towards, unit)
 from worldsim.envs.manipulation.scene import BLOCK_SIZE, BLUE, RED
 
 SLOT_CLEARANCE = 0.006  # m of slot width beyond the block, in total (3 mm each side)
@@ -196,7 +196,7 @@ class InsertOracle(BlockOracle):
         error = face_misalignment(face, block_yaw)
         if self.push_phase == "approach":
             pre_push = block_xy - PRE_PUSH_OFFSET * direction
-            if np.linalg.norm(effector - pre_push) > self._arrival:
+            if np.linalg.norm(effector - pre_push) > max(self._arrival, ARRIVAL_RADIUS):
                 return step_towards(effector, _around(effector, pre_push, block_xy), MOVE_SPEED)
             self.push_phase = "orient" if abs(error) > orient_start else "push"
             self._behind = float(direction @ face) > 0.7

@@ -11,8 +11,8 @@ import math
 import numpy as np
 
 from worldsim.envs.manipulation.base import BlockTaskEnv
-from worldsim.envs.manipulation.oracles import (MOVE_SPEED, PRE_PUSH_OFFSET, BlockOracle,
-                                               step_towards, unit, via_points)
+from worldsim.envs.manipulation.oracles import (MOVE_SPEED, PRE_PUSH_OFFSET, ARRIVAL_RADIUS,
+                                               BlockOracle, step_towards, unit, via_points)
 from worldsim.envs.manipulation.scene import BLUE, GREEN, RED, YELLOW
 
 COLOURS = {"blue": BLUE, "yellow": YELLOW, "red": RED, "green": GREEN}
@@ -230,7 +230,7 @@ class SortOracle(BlockOracle):
         self.pusher.orient = self.orient and np.linalg.norm(xy - self.goals[-1]) > NO_ORIENT_NEAR
         if self.pusher.phase == "approach":
             pre_push = xy - PRE_PUSH_OFFSET * unit(self.goals[0] - xy)
-            if np.linalg.norm(effector - pre_push) >= 0.002:
+            if np.linalg.norm(effector - pre_push) >= ARRIVAL_RADIUS:
                 return step_towards(effector, tip_path_waypoint(effector, pre_push, blocks), MOVE_SPEED)
         return self.pusher.action(effector, xy, yaw, self.goals[0])
 
