@@ -260,9 +260,10 @@ class MultimodalOracle(BlockOracle):
     straight line would hit it; between the blocks the effector retreats behind the first block
     and to its start pose. Orienting is off by default, as for the other block oracles:
     squared-up pushes keep the first block from being clipped by the second (96 % vs 91 %
-    oracle success over seeds 0-99 before the whole-step change; now 100 % without, at 0.04 m), but the orienting moves (a fifth of all steps, 4–5 mm
-    each) taught every cloned policy to creep beside the first block (0 % success for IBC-DFO,
-    MSE and MDN trained on 1000 such demonstrations; RESULTS.md)."""
+    oracle success over seeds 0-99 before the whole-step change; now 100 % without, at
+    0.04 m), but the orienting moves (a fifth of all steps, 4–5 mm each) taught every cloned
+    policy to creep beside the first block (0 % success for IBC-DFO, MSE and MDN trained on
+    1000 such demonstrations; RESULTS.md)."""
 
     def reset(self) -> None:
         first_block, first_target = (int(i) for i in self.env.np_random.integers(0, 2, size=2))
