@@ -122,37 +122,23 @@ def _detour(effector: np.ndarray, waypoint: np.ndarray, block: np.ndarray,
     """``waypoint``, or an intermediate point that keeps the tip clear of blocks.
 
     The pushed ``block`` is circled when the waypoint lies on its far side; any other obstacle
-    that the straight path would graze is side-stepped, and circled once the tip is beside it
-    (re-aiming at a side-step point next to the tip would creep round it in millimetre steps).
+    that the straight path would graze is side-stepped, unless the waypoint itself lies close
+    to it (side-stepping then aims next to the tip, and the oracle stands still).
     """
     if _segment_distance(block, effector, waypoint) < CLEARANCE - 0.02:
-        circled = _circle_towards(effector, waypoint, block)
-        if circled is not None:
-            return circled
+        radial = effector - block
+        angle = math.atan2(radial[1], radial[0])
+        turn = wrap_angle(math.atan2(*(waypoint - block)[::-1]) - angle)
+        if abs(turn) >= 0.7:
+            angle += math.copysign(0.6, turn)
+            radius = max(CLEARANCE, min(float(np.linalg.norm(radial)), 0.12))
+            return block + radius * np.array([math.cos(angle), math.sin(angle)])
     for obstacle in obstacles:
         if (_segment_distance(obstacle, effector, waypoint) >= CLEARANCE - 0.02
                 or np.linalg.norm(waypoint - obstacle) < CLEARANCE - 0.02):
-            continue  # clear of it, or the waypoint itself is close to it: go straight
-        side_step = obstacle + CLEARANCE * _away_from(obstacle, effector, waypoint)
-        if np.linalg.norm(side_step - effector) >= MOVE_SPEED:
-            return side_step
-        circled = _circle_towards(effector, waypoint, obstacle, min_turn=0.0)
-        return side_step if circled is None else circled
+            continue
+        return obstacle + CLEARANCE * _away_from(obstacle, effector, waypoint)
     return waypoint
-
-
-def _circle_towards(effector: np.ndarray, waypoint: np.ndarray, centre: np.ndarray,
-                    min_turn: float = 0.7) -> np.ndarray | None:
-    """A point 0.6 rad further round ``centre`` towards ``waypoint``, at the tip's radius
-    (kept within [CLEARANCE, 0.12] m); None when the turn left is under ``min_turn`` rad."""
-    radial = effector - centre
-    angle = math.atan2(radial[1], radial[0])
-    turn = wrap_angle(math.atan2(*(waypoint - centre)[::-1]) - angle)
-    if abs(turn) < min_turn:
-        return None
-    angle += math.copysign(min(0.6, abs(turn)), turn)
-    radius = max(CLEARANCE, min(float(np.linalg.norm(radial)), 0.12))
-    return centre + radius * np.array([math.cos(angle), math.sin(angle)])
 
 
 def _closest_on_segment(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
