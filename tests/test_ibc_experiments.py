@@ -37,11 +37,11 @@ def test_cpu_methods_are_the_documented_sizes():
         base.method_config("cpu_sgd", "worldsim/BlockPush-v0", "data/blockpush")
 
 
-def _fake_run(root, name, success, seed, cpu=100.0):
+def _fake_run(root, name, success, seed, cpu=100.0, max_reward=0.5):
     workdir = root / f"{name}_s{seed}"
     workdir.mkdir(parents=True)
     (workdir / "eval_info.json").write_text(json.dumps(
-        {"overall": {"pc_success": success, "n_episodes": 100}}))
+        {"overall": {"pc_success": success, "avg_max_reward": max_reward, "n_episodes": 100}}))
     (workdir / "train_time.json").write_text(json.dumps({"user_s": cpu, "system_s": 0.0}))
     (workdir / "config.json").write_text(json.dumps({"train": {"steps": 3000}}))
 
@@ -60,3 +60,12 @@ def test_report_gives_mean_and_std_over_seeds_and_marks_missing_cells(tmp_path):
 def test_format_cell_of_one_seed_has_no_spread():
     assert format_cell([{"success": 55.0, "episodes": 50, "train_cpu_s": 9.6}]) == (
         "55 (1 seed, 50 ep., 10 CPU-s)")
+
+
+def test_report_of_partial_progress_uses_the_mean_best_reward(tmp_path):
+    for seed, max_reward in enumerate([0.2, 0.3]):
+        _fake_run(tmp_path, "multimodal_cpu_dfo", 0.0, seed, max_reward=max_reward)
+    table = report(tmp_path, ["cpu_dfo"], ["multimodal"], metric="avg_max_reward")
+    assert table.splitlines()[2] == "| cpu_dfo | 0.25 ± 0.07 (2 seeds, 100 ep., 100 CPU-s each) |"
+    with pytest.raises(ValueError, match="avg_max_reward"):
+        report(tmp_path, ["cpu_dfo"], ["multimodal"], metric="reward")

@@ -10,6 +10,7 @@ re-running the same command resumes an interrupted grid.
     python -m worldsim.agents.ibc.experiments run --root runs/table3 --workers 2 \\
         blockpush:cpu_dfo:0 blockpush:cpu_mse:0 multimodal:cpu_dfo:0
     python -m worldsim.agents.ibc.experiments report --root runs/table3
+    python -m worldsim.agents.ibc.experiments report --root runs/table3 --metric avg_max_reward
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def run_grid(cells: list[Cell], root: Path, workers: int, episodes: int, num_env
 
 
 def collect_results(root: Path) -> dict[tuple[str, str], list[dict]]:
-    """{(config, argument): [{"seed", "success", "episodes", "train_cpu_s", "steps"}, ...]}."""
+    """{(config, argument): [{"seed", "success", "avg_max_reward", "episodes", "train_cpu_s",
+    "steps"}, ...]}; success in %, avg_max_reward (mean over episodes of the best reward) in
+    [0, 1]."""
     results: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for info_path in sorted(root.glob("*/eval_info.json")):
         workdir = info_path.parent
@@ -117,30 +120,39 @@ def collect_results(root: Path) -> dict[tuple[str, str], list[dict]]:
         config = config.get("config", config)
         results[(match[1], match[2])].append({
             "seed": int(match[3]), "success": overall["pc_success"],
+            "avg_max_reward": overall["avg_max_reward"],
             "episodes": overall["n_episodes"],
             "train_cpu_s": timing["user_s"] + timing["system_s"],
             "steps": config["train"]["steps"]})
     return results
 
 
-def format_cell(runs: list[dict]) -> str:
-    """"91 ± 2 (3 seeds, 100 ep., 207 CPU-s)"; one seed shows no ±."""
-    successes = [r["success"] for r in runs]
+METRICS = {"success": ("{:.0f}", "{:.1f} ± {:.1f}"),
+           "avg_max_reward": ("{:.2f}", "{:.2f} ± {:.2f}")}
+
+
+def format_cell(runs: list[dict], metric: str = "success") -> str:
+    """"91 ± 2 (3 seeds, 100 ep., 207 CPU-s)" for ``metric`` (a key of METRICS); one seed
+    shows no ±."""
+    single, several = METRICS[metric]
+    values = [r[metric] for r in runs]
     cpu = statistics.mean(r["train_cpu_s"] for r in runs)
     episodes = runs[0]["episodes"]
     if len(runs) == 1:
-        return f"{successes[0]:.0f} (1 seed, {episodes} ep., {cpu:.0f} CPU-s)"
-    spread = statistics.stdev(successes)
-    return (f"{statistics.mean(successes):.1f} ± {spread:.1f} ({len(runs)} seeds, "
-            f"{episodes} ep., {cpu:.0f} CPU-s each)")
+        return f"{single.format(values[0])} (1 seed, {episodes} ep., {cpu:.0f} CPU-s)"
+    mean_and_spread = several.format(statistics.mean(values), statistics.stdev(values))
+    return f"{mean_and_spread} ({len(runs)} seeds, {episodes} ep., {cpu:.0f} CPU-s each)"
 
 
-def report(root: Path, rows: list[str], columns: list[str]) -> str:
-    """A markdown table: one row per method argument, one column per config."""
+def report(root: Path, rows: list[str], columns: list[str], metric: str = "success") -> str:
+    """A markdown table of ``metric`` (a key of METRICS): one row per method argument, one
+    column per config."""
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r} is not one of {sorted(METRICS)}")
     results = collect_results(root)
     lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in rows:
-        cells = [format_cell(results[(c, row)]) if (c, row) in results else "not run"
+        cells = [format_cell(results[(c, row)], metric) if (c, row) in results else "not run"
                  for c in columns]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -163,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--columns", nargs="+", default=["blockpush", "blockpush_pixels",
                                                        "multitarget", "multimodal",
                                                        "blockinsert", "blocksort"])
+    show.add_argument("--metric", choices=sorted(METRICS), default="success",
+                      help="success: %% of episodes solved; avg_max_reward: mean best reward "
+                           "(partial progress, e.g. one of two blocks placed = 0.5)")
     args = parser.parse_args(argv)
     if args.command == "run":
         try:
@@ -171,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(err))
         run_grid(cells, args.root, args.workers, args.episodes, args.num_envs)
     else:
-        print(report(args.root, args.rows, args.columns))
+        print(report(args.root, args.rows, args.columns, args.metric))
     return 0
 
 
