@@ -352,6 +352,7 @@ def test_nan_loss_raises_training_diverged(tmp_path):
 
     config = base_config("worldsim/Particle-v0", "unused")
     config.train.steps, config.train.log_every, config.train.checkpoint_every = 10, 1, 2
+    config.train.microbatches = 1  # the toy batch has a scalar leaf
     with pytest.raises(TrainingDiverged,
                        match=r"diverged at step 4: .* = nan\. The last good checkpoint is step 2"):
         train(config, tmp_path, _linear_task(poison_from=3), progress=False)

@@ -33,6 +33,7 @@ def _config(dataset, steps: int, **overrides):
     config.ibc.num_negatives, config.ibc.inference_samples = 64, 512
     config.train.learning_rate = 3e-3
     config.train.steps, config.train.log_every, config.train.checkpoint_every = steps, 25, steps
+    config.train.microbatches = 1
     for key, value in overrides.items():
         section, name = key.split("__")
         config[section][name] = value
@@ -42,8 +43,9 @@ def _config(dataset, steps: int, **overrides):
 def test_short_training_lowers_the_loss_and_the_policy_acts(tmp_path):
     dataset = collect(ENV_ID, episodes=40, out=tmp_path / "particle", num_envs=1,
                       progress=False, overwrite=True)
+    # Gradients accumulated over 4 slices of 16 examples (train.microbatches) on the way.
     config = _config(dataset, 200, data__batch_size=64, model__width=32, ibc__num_negatives=32,
-                     ibc__inference_samples=128)
+                     ibc__inference_samples=128, train__microbatches=4)
     train(config, tmp_path / "run", make_train_task(config), progress=False)
 
     rows = read_metrics(tmp_path / "run")

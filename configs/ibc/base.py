@@ -47,6 +47,7 @@ def cpu_method_config(method: str, env_id: str, dataset: str,
     """
     config = method_config(method, env_id, dataset, obs_mode)
     config.train.checkpoint_every = 500
+    config.train.microbatches = 1  # the Table-3 runs were trained on whole batches
     # One observation, not the paper's two: the block observations include the effector
     # target, so two frames reveal the previous action exactly, and short CPU trainings learn
     # to copy it — a policy that then stands still at reset (zero velocity → zero action).
@@ -121,6 +122,10 @@ def base_config(env_id: str, dataset: str, agent: str = "ibc", sampler: str = "d
     config.train.lr_decay_rate = 0.99
     config.train.lr_decay_steps = 100
     config.train.grad_clip_norm = 0.0
+    # Gradients accumulated over this many equal slices of the batch (same update): at 512 × 257
+    # candidates a 16-example slice keeps its activations in cache, 1.7× faster per step on a
+    # 2-core CPU (BENCHMARKS.md "Implicit BC speed"); small candidate sets gain nothing.
+    config.train.microbatches = 32 if agent == "ibc" and sampler != "langevin" else 1
     config.train.log_every = 100
     config.train.checkpoint_every = 1000
 

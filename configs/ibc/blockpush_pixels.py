@@ -18,6 +18,7 @@ from worldsim.configs.ibc.base import method_config
 def get_config(method: str = "dfo"):
     config = method_config(method, "worldsim/BlockPush-v0", "data/blockpush_rgb", obs_mode="rgb")
     config.data.batch_size = 128
+    config.train.microbatches = 1  # slicing the image batch is not measured
     config.model.width = 1024
     if method == "dfo":
         config.ibc.inference_samples = 4096
