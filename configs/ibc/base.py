@@ -37,7 +37,7 @@ def method_config(method: str, env_id: str, dataset: str,
 def cpu_method_config(method: str, env_id: str, dataset: str,
                       obs_mode: str = "state") -> ml_collections.ConfigDict:
     """The settings the Table-3 runs in RESULTS.md use: sized so one training fits in a few
-    CPU-minutes on 2 cores (the paper's defaults need about 4.5 days there).
+    CPU-minutes on 2 cores (the paper's defaults need about 1.6 days there).
 
     One observation per window (see the comment below). Implicit models: 64×4 energy network, batch 256, lr 2e-3, 3000 steps; DFO and the
     autoregressive variant with 64 uniform counter-examples and 2048 × 3 inference samples,

@@ -14,7 +14,7 @@ tolerance 0.02 m; CPU-s = user+system seconds of training on a shared 2-core CPU
   :cpu_mse              MSE 256×8, 1500 steps:     57 ± 19 % (seeds 0-2), ~40 CPU-s
   :cpu_mdn              MDN 256×8, 1500 steps:     83.7 ± 9.5 % (seeds 0-2), ~45 CPU-s
   :dfo :langevin :autoregressive :mse :mdn (the paper's defaults): not run here — one
-  100k-step run at batch 512 × 256 counter-examples needs ~4.5 days of this 2-core CPU.
+  100k-step run at batch 512 × 256 counter-examples needs ~1.6 days of this 2-core CPU.
 """
 
 from worldsim.configs.ibc.base import method_config
