@@ -8,8 +8,9 @@ Pick the method after a colon (default dfo): dfo | langevin | autoregressive | m
 
 Measured (600 oracle demos from seeds 1000+, 100 held-out episodes, seeds 0-99; RESULTS.md):
 :cpu_dfo 2.3 ± 2.3 % (seeds 0-2, ~330 CPU-s each), :cpu_mse 0 % (seeds 0-2, ~43 CPU-s),
-:cpu_mdn 0 % (seed 0), :cpu_langevin 0 % (seed 0, 338 CPU-s). Partial progress (one block
-placed): DFO 30-46 % of episodes, Langevin 29 %, MSE 3-4 %. The paper-scale defaults: not run.
+:cpu_mdn 0 % (seed 0), :cpu_langevin 0 % (seed 0, 338 CPU-s), :cpu_autoregressive 4 %
+(seed 0, 741 CPU-s). Partial progress (a block placed): DFO 30-46 % of episodes, Langevin
+29 %, AR 31 %, MSE 3-4 %. The paper-scale defaults: not run.
 """
 
 from worldsim.configs.ibc.base import method_config
