@@ -19,8 +19,9 @@ from worldsim.worldmodel.evaluation import (
     depth_errors, evaluate_world_model, iou_from_confusion, nearest_fill, psnr, sample_diversity,
     semantic_confusion, ssim)
 from worldsim.worldmodel.image import ImageGenerator, PartialConv
-from worldsim.worldmodel.structure import CircularConv, StructureGenerator, gaussian_kl
-from worldsim.worldmodel.training import load_world_model, make_train_task
+from worldsim.worldmodel.structure import CircularConv, StructureGenerator, gaussian_kl, pull_push_fill
+from worldsim.worldmodel.training import (class_weights, load_world_model, make_train_task,
+                                          semantic_cross_entropy)
 
 B, H, W = 2, 8, 16
 
@@ -111,6 +112,50 @@ def test_structure_generator_is_roll_equivariant_only_with_circular_padding():
         out_rolled, _ = _run_structure(model, rolled, None, jax.random.key(0), False)
         error = np.abs(np.roll(np.asarray(out["semantic_logits"]), 2, axis=2) - np.asarray(out_rolled["semantic_logits"]))
         assert (error.max() < 1e-4) == equivariant
+
+
+def test_pull_push_fill_keeps_seen_pixels_and_fills_holes_from_their_surroundings():
+    values = np.zeros((1, 8, 16, 2), np.float32)
+    values[0, :, :8, 0], values[0, :, 8:, 1] = 1.0, 5.0  # left half: channel 0, right half: channel 1
+    weight = np.zeros((1, 8, 16), np.float32)
+    weight[0, :, 0:3] = weight[0, :, 13:16] = 1.0  # seen: columns 0–2 (left) and 13–15 (right)
+    filled = np.asarray(pull_push_fill(values, weight))
+    seen = weight[0] > 0
+    np.testing.assert_array_equal(filled[0][seen], values[0][seen])
+    assert filled[0, 4, 3, 0] == 1.0 and filled[0, 4, 3, 1] == 0.0  # next to the left seen block
+    assert filled[0, 4, 12, 1] == 5.0 and filled[0, 4, 12, 0] == 0.0  # next to the right one
+    # Nothing seen: zeros; a single seen pixel: its value everywhere.
+    np.testing.assert_array_equal(pull_push_fill(values, np.zeros_like(weight)), 0.0)
+    single = np.zeros_like(weight)
+    single[0, 5, 11] = 1.0
+    np.testing.assert_allclose(pull_push_fill(values, single), np.broadcast_to(values[0, 5, 11], values.shape))
+
+
+def test_structure_generator_with_in_painted_guidance_input():
+    guidance = _guidance(seed=5, seen=0.2)
+    model = StructureGenerator(widths=(4, 8), z_dim=2, latent_hidden=4, inpaint_guidance=True, rngs=nnx.Rngs(0))
+    assert model.encoder.stem.conv.kernel[...].shape[2] == 2 * (NUM_CLASSES + 2) - 1
+    outputs, aux = _run_structure(model, guidance, _target(), jax.random.key(0), True)
+    assert outputs["semantic_logits"].shape == (B, H, W, NUM_CLASSES) and float(aux["kl"]) > 0
+    assert np.isfinite(np.asarray(outputs["depth"])).all()
+
+
+def test_class_weights_favour_rare_classes_and_weight_the_cross_entropy():
+    labels = np.array([1] * 90 + [2] * 9 + [3] * 1 + [0] * 50)
+    weights = class_weights(labels, 0.5)
+    assert weights[0] == 0 and weights[3] > weights[2] > weights[1]
+    frequency = np.array([0, 0.9, 0.09, 0.01])
+    assert abs((frequency * weights[:4]).sum() - 1.0) < 1e-5  # mean weight over pixels is 1
+    assert weights[5] == 10.0  # never seen: the clip value
+    np.testing.assert_array_equal(class_weights(labels, 0.0)[1:4], 1.0)
+    with pytest.raises(ValueError, match="class_balance=-1"):
+        class_weights(labels, -1.0)
+    # A pixel of a heavily weighted class dominates the weighted mean.
+    logits = jnp.zeros((1, 1, 2, NUM_CLASSES)).at[0, 0, 0, 1].set(5.0)  # pixel 0 right, pixel 1 wrong
+    target = jnp.asarray([[[1, 3]]])
+    plain, accuracy = semantic_cross_entropy(logits, target)
+    weighted, accuracy_weighted = semantic_cross_entropy(logits, target, jnp.asarray(weights))
+    assert float(weighted) > float(plain) and float(accuracy) == float(accuracy_weighted) == 0.5
 
 
 # --- image generator --------------------------------------------------------------------------
@@ -215,16 +260,19 @@ def test_guidance_batches_are_deterministic_and_reproject_the_context(tiny_datas
 
 def test_small_config_trains_and_reloads(tiny_dataset, tmp_path):
     config = load_config("configs/worldmodel/cpu.py:small", [f"--config.dataset={tiny_dataset}",
-                                                             "--config.guidance.occlusion_window=3"])
+                                                             "--config.guidance.occlusion_window=3",
+                                                             "--config.model.inpaint_guidance=True",
+                                                             "--config.loss.class_balance=0.5"])
     task = make_train_task(config)
     assert task.meta["panorama_size"] == [16, 32]
+    assert len(task.meta["semantic_class_weights"]) == NUM_CLASSES
     train(config, tmp_path / "run", task, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == config.train.steps
     for row in rows:
         assert all(np.isfinite(v) for v in row.values())
     model, meta, saved = load_world_model(tmp_path / "run")
-    assert meta["agent"] == "worldmodel" and model.discriminator is None
+    assert meta["agent"] == "worldmodel" and model.discriminator is None and model.structure.inpaint_guidance
     # The guidance settings travel with the run; configs from before they existed read as off.
     assert guidance_options(saved) == {"occlusion_window": 3, "occlusion_tolerance": 0.1}
     del saved.guidance

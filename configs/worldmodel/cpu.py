@@ -52,18 +52,28 @@ def get_config(argument: str = "") -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(dict(
         structure_widths=(16, 32, 64, 64), structure_blocks=1, z_dim=16, latent_hidden=32,
         image_widths=(64, 64, 32, 16), image_hidden=16, circular=True,
-        gan=False, disc_width=32, disc_layers=3, disc_scales=1))
+        gan=False, disc_width=32, disc_layers=3, disc_scales=1, inpaint_guidance=False))
     # KL is the mean over latent elements (nats per element); depth L1 is in units of 10 m.
     # Chosen, not tuned (one run), lower than SE3DS's 100 / 10: early in training the depth
     # L1 is 0.10–0.17 (10 m units) against a cross-entropy of 2–3 nats, so 100 would make depth
     # outweigh semantics ~5:1; and already at KL weight 1 the KL fell from 0.07 to 0.013 nats
     # per element within 12 steps (posterior pulled onto the prior, no room for diversity).
     config.loss = ml_collections.ConfigDict(dict(
-        lambda_semantic=1.0, lambda_depth=10.0, lambda_kld=0.1, lambda_rgb=1.0, lambda_gan=1.0))
+        lambda_semantic=1.0, lambda_depth=10.0, lambda_kld=0.1, lambda_rgb=1.0, lambda_gan=1.0,
+        class_balance=0.0))
     config.train = ml_collections.ConfigDict(dict(
         steps=600, learning_rate=1e-3, lr_decay_rate=0.3, lr_decay_steps=600,
         grad_clip_norm=1.0, log_every=25, checkpoint_every=250))
-    if argument == "small":
+    if argument == "inpainted":
+        # The second CPU run: 1000 walks, the pull-push in-painted guidance as extra input
+        # channels, cross-entropy weighted by class frequency^-0.5 (mIoU counts rare classes
+        # as much as walls), 4000 steps.
+        config.dataset = "data/nav_train_1000"
+        config.model.inpaint_guidance = True
+        config.loss.class_balance = 0.5
+        config.train.steps = 4000
+        config.train.lr_decay_steps = 4000
+    elif argument == "small":
         config.data.panorama_size = (16, 32)
         config.data.batch_size = 2
         config.data.scene_walks = 2
@@ -79,5 +89,5 @@ def get_config(argument: str = "") -> ml_collections.ConfigDict:
         config.train.log_every = 1
         config.train.checkpoint_every = 3
     elif argument:
-        raise ValueError(f"unknown argument {argument!r} for configs/worldmodel/cpu.py; expected '' or 'small'.")
+        raise ValueError(f"unknown argument {argument!r} for configs/worldmodel/cpu.py; expected '', 'inpainted' or 'small'.")
     return config

@@ -24,6 +24,12 @@ statistics, identical in training and evaluation, works with batch 1); pre-activ
 blocks with 3×3 convolutions instead of ResNet-50 bottleneck stacks; nearest up-sampling + conv
 instead of transposed convolutions; the guidance mask is an explicit input channel.
 
+Optional (``inpaint_guidance=True``, not in Pathdreamer): the input also carries a dense,
+pull-push in-painted copy of the guidance's one-hot classes and depth (``pull_push_fill``, 43
+more channels), so that even far from any seen pixel the network sees which classes and depths
+surround the hole, not only zeros. The in-painting is fixed (no parameters); the network learns
+what to keep of it.
+
     >>> model = StructureGenerator(rngs=nnx.Rngs(0))
     >>> outputs, aux = model(guidance, target, key=jax.random.key(1))
     >>> outputs["semantic_logits"].shape, outputs["depth"].shape, aux["kl"]
@@ -207,6 +213,30 @@ class Decoder(nnx.Module):
 
 # --- inputs -----------------------------------------------------------------------------------
 
+def pull_push_fill(values: jax.Array, weight: jax.Array) -> jax.Array:
+    """Dense in-painting of (B, H, W, C) ``values`` known where the (B, H, W) ``weight`` is > 0.
+
+    Pull: sum-pool values·weight and weight 2×2 down to the coarsest level that H and W allow.
+    Push: from the coarsest level up, every pixel whose block holds no weight takes the value of
+    the coarser level (nearest up-sampling); covered pixels keep their weighted mean. Pixels
+    where nothing at all is known take the mean of everything known (zeros if nothing is).
+    Returns (B, H, W, C) float32. Exact where weight > 0 (for 0/1 weights)."""
+    weight = jnp.asarray(weight, jnp.float32)[..., None]
+    values = jnp.asarray(values, jnp.float32)
+    pyramid = [(values * weight, weight)]
+    while all(n % 2 == 0 and n > 1 for n in pyramid[-1][1].shape[1:3]):
+        v, w = pyramid[-1]
+        pool = lambda x: x.reshape(x.shape[0], x.shape[1] // 2, 2, x.shape[2] // 2, 2, x.shape[3]).sum((2, 4))
+        pyramid.append((pool(v), pool(w)))
+    v, w = pyramid[-1]
+    overall = v.sum((1, 2), keepdims=True) / jnp.maximum(w.sum((1, 2), keepdims=True), 1e-6)
+    fill = jnp.where(w > 0, v / jnp.maximum(w, 1e-6), overall)
+    for v, w in reversed(pyramid[:-1]):
+        coarse = jnp.repeat(jnp.repeat(fill, 2, axis=1), 2, axis=2)
+        fill = jnp.where(w > 0, v / jnp.maximum(w, 1e-6), coarse)
+    return fill
+
+
 def structure_inputs(semantic: jax.Array, depth: jax.Array, mask: jax.Array,
                      depth_scale: float = DEPTH_SCALE) -> jax.Array:
     """(B, H, W, 44) network input: one-hot of the (B, H, W) class ids, depth (metres) /
@@ -216,6 +246,12 @@ def structure_inputs(semantic: jax.Array, depth: jax.Array, mask: jax.Array,
     onehot = jax.nn.one_hot(jnp.asarray(semantic).astype(jnp.int32), NUM_CLASSES) * mask
     depth = jnp.clip(jnp.asarray(depth, jnp.float32)[..., None] / depth_scale, 0.0, 1.0) * mask
     return jnp.concatenate([onehot, depth, mask], axis=-1)
+
+
+def with_inpainted(x: jax.Array) -> jax.Array:
+    """(B, H, W, 44) ``structure_inputs`` → (B, H, W, 87): ⊕ ``pull_push_fill`` of its class and
+    depth channels (the last channel is the mask)."""
+    return jnp.concatenate([x, pull_push_fill(x[..., :-1], x[..., -1])], axis=-1)
 
 
 def _check_size(height: int, width: int, levels: int) -> None:
@@ -234,25 +270,28 @@ class StructureGenerator(nnx.Module):
     widths: encoder channels per level (the first at full resolution; each further level halves
       H and W, so the bottleneck is at 1/2^(len−1)); blocks: residual blocks per level;
       z_dim: latent channels; latent_hidden: width of the prior/posterior nets;
-      circular: wrap padding along the width; depth_scale: metres at sigmoid output 1.
+      circular: wrap padding along the width; depth_scale: metres at sigmoid output 1;
+      inpaint_guidance: add the pull-push in-painted guidance to the input (module docstring).
     """
 
     def __init__(self, *, widths: Sequence[int] = (16, 32, 64, 64), blocks: int = 1, z_dim: int = 16,
                  latent_hidden: int = 64, circular: bool = True, depth_scale: float = DEPTH_SCALE,
-                 rngs: nnx.Rngs):
+                 inpaint_guidance: bool = False, rngs: nnx.Rngs):
         widths = tuple(int(w) for w in widths)
         if len(widths) < 2 or min(widths) <= 0 or blocks < 1 or z_dim < 1:
             raise ValueError(f"need ≥ 2 positive widths, blocks ≥ 1 and z_dim ≥ 1; got widths={widths}, "
                              f"blocks={blocks}, z_dim={z_dim}.")
         self.widths, self.z_dim, self.depth_scale = widths, int(z_dim), float(depth_scale)
-        self.encoder = Encoder(INPUT_CHANNELS, widths, blocks, rngs=rngs, circular=circular)
+        self.inpaint_guidance = bool(inpaint_guidance)
+        channels = 2 * INPUT_CHANNELS - 1 if inpaint_guidance else INPUT_CHANNELS
+        self.encoder = Encoder(channels, widths, blocks, rngs=rngs, circular=circular)
         self.prior = GaussianHead(widths[-1], latent_hidden, z_dim, rngs=rngs, circular=circular)
         self.posterior = GaussianHead(2 * widths[-1], latent_hidden, z_dim, rngs=rngs, circular=circular)
         self.decoder = Decoder(widths, z_dim, blocks, rngs=rngs, circular=circular)
         # Gated shortcut from the input (Pathdreamer): g·conv(x) + (1 − g)·decoder.
-        self.gate1 = CircularConv(INPUT_CHANNELS, widths[0], 3, rngs=rngs, circular=circular)
+        self.gate1 = CircularConv(channels, widths[0], 3, rngs=rngs, circular=circular)
         self.gate2 = CircularConv(widths[0], widths[0], 3, rngs=rngs, circular=circular)
-        self.skip = CircularConv(INPUT_CHANNELS, widths[0], 3, rngs=rngs, circular=circular)
+        self.skip = CircularConv(channels, widths[0], 3, rngs=rngs, circular=circular)
         self.out_norm = group_norm(widths[0], rngs=rngs)
         self.head = CircularConv(widths[0], NUM_CLASSES + 1, 3, rngs=rngs, circular=circular)
 
@@ -278,6 +317,8 @@ class StructureGenerator(nnx.Module):
         height, width = jnp.shape(guidance["semantic"])[1:3]
         _check_size(height, width, len(self.widths))
         x = structure_inputs(guidance["semantic"], guidance["depth"], guidance["mask"], self.depth_scale)
+        if self.inpaint_guidance:
+            x = with_inpainted(x)
         features = self.encoder(x)
         bottleneck = features[-1]
         prior_mu, prior_logvar = self.prior(bottleneck)
@@ -286,6 +327,8 @@ class StructureGenerator(nnx.Module):
         if target is not None:
             truth = structure_inputs(target["semantic"], target["depth"],
                                      jnp.ones(jnp.shape(target["semantic"]), bool), self.depth_scale)
+            if self.inpaint_guidance:  # nothing to fill: the same channels, for the same encoder
+                truth = jnp.concatenate([truth, truth[..., :-1]], axis=-1)
             truth_bottleneck = jax.lax.stop_gradient(self.encoder(truth)[-1])
             mu, logvar = self.posterior(jnp.concatenate([truth_bottleneck, bottleneck], axis=-1))
             kl = gaussian_kl(mu, logvar, prior_mu, prior_logvar)

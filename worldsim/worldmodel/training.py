@@ -11,7 +11,8 @@
   (``config.init_structure_from`` = its workdir), which is then left unchanged.
 
 Losses (weights in ``config.loss``): semantic cross-entropy over pixels whose true class is not
-void (``lambda_semantic``), L1 of depth / 10 m over pixels with valid true depth, 0 < d < 10 m
+void (``lambda_semantic``; with ``class_balance`` = a > 0 each pixel is weighted by its true
+class's training-set frequency to the power −a, see ``class_weights``), L1 of depth / 10 m over pixels with valid true depth, 0 < d < 10 m
 (``lambda_depth``), KL(posterior ‖ prior) as the mean over latent elements (``lambda_kld``),
 RGB L1 (``lambda_rgb``), and with ``model.gan`` the hinge-GAN generator loss (``lambda_gan``).
 The image generator is conditioned on the TRUE structure during training
@@ -32,6 +33,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from flax import nnx
 
 from worldsim.envs.navigation.semantics import NUM_CLASSES
@@ -74,7 +76,8 @@ def build_world_model(config: ml_collections.ConfigDict, meta: dict[str, Any] | 
     rngs = nnx.Rngs(config.seed)
     structure = StructureGenerator(widths=tuple(m.structure_widths), blocks=m.structure_blocks,
                                    z_dim=m.z_dim, latent_hidden=m.latent_hidden, circular=m.circular,
-                                   depth_scale=DEPTH_SCALE, rngs=rngs)
+                                   depth_scale=DEPTH_SCALE, inpaint_guidance=bool(m.get("inpaint_guidance", False)),
+                                   rngs=rngs)
     image = ImageGenerator(widths=tuple(m.image_widths), hidden=m.image_hidden, circular=m.circular,
                            depth_scale=DEPTH_SCALE, rngs=rngs)
     discriminator = (PatchDiscriminator(width=m.disc_width, layers=m.disc_layers, scales=m.disc_scales,
@@ -84,15 +87,38 @@ def build_world_model(config: ml_collections.ConfigDict, meta: dict[str, Any] | 
 
 # --- losses -----------------------------------------------------------------------------------
 
-def semantic_cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean cross-entropy, pixel accuracy) over pixels whose true class is not void (0)."""
+def class_weights(labels: np.ndarray, exponent: float, max_weight: float = 10.0) -> np.ndarray:
+    """(NUM_CLASSES,) float32 weights frequency^(−exponent) of the non-void classes in the
+    ``labels`` array (any shape of class ids), scaled so that the mean weight over those pixels
+    is 1, then clipped to ``max_weight``. Classes that never occur get ``max_weight``; void gets
+    0 (it is never a target). exponent 0 gives all ones."""
+    if exponent < 0:
+        raise ValueError(f"class_balance={exponent} must be ≥ 0 (0 = unweighted, 0.5 = inverse square root).")
+    counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES].astype(np.float64)
+    counts[0] = 0.0
+    if counts.sum() == 0:
+        raise ValueError("class_weights: no non-void pixel in the labels.")
+    frequency = counts / counts.sum()
+    weights = np.where(frequency > 0, np.maximum(frequency, 1e-12) ** -float(exponent), 0.0)
+    weights /= (frequency * weights).sum()
+    weights = np.where(frequency > 0, np.minimum(weights, max_weight), max_weight)
+    weights[0] = 0.0
+    return weights.astype(np.float32)
+
+
+def semantic_cross_entropy(logits: jax.Array, labels: jax.Array, weights: jax.Array | None = None
+                           ) -> tuple[jax.Array, jax.Array]:
+    """(mean cross-entropy, pixel accuracy) over pixels whose true class is not void (0).
+    ``weights``: optional (NUM_CLASSES,) per-class weights of the cross-entropy (a weighted
+    mean); the accuracy is never weighted."""
     labels = labels.astype(jnp.int32)
     valid = (labels > 0).astype(jnp.float32)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
     count = jnp.maximum(valid.sum(), 1.0)
     accuracy = ((jnp.argmax(logits, -1) == labels) * valid).sum() / count
-    return (nll * valid).sum() / count, accuracy
+    pixel_weight = valid if weights is None else valid * jnp.asarray(weights)[labels]
+    return (nll * pixel_weight).sum() / jnp.maximum(pixel_weight.sum(), 1e-6), accuracy
 
 
 def masked_depth_l1(prediction: jax.Array, target: jax.Array, max_range: float = DEPTH_SCALE) -> jax.Array:
@@ -112,9 +138,10 @@ def guidance_of(batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
             "depth": batch["guidance_depth"], "mask": batch["guidance_mask"]}
 
 
-def make_loss_fn(config: ml_collections.ConfigDict):
+def make_loss_fn(config: ml_collections.ConfigDict, semantic_weights: np.ndarray | None = None):
     """``(model, batch, key) -> (loss, metrics)`` for the shared loop (batches of
-    ``GuidanceBatches``)."""
+    ``GuidanceBatches``); ``semantic_weights``: per-class weights of the cross-entropy
+    (``class_weights``), None for unweighted."""
     stage, condition, lc = config.stage, config.image_condition, config.loss
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r} is not one of {STAGES}.")
@@ -129,7 +156,8 @@ def make_loss_fn(config: ml_collections.ConfigDict):
         needs_structure = stage != "image" or condition == "predicted"
         if needs_structure:
             structure, aux = model.structure(guidance, target, key=key, sample=True)
-            ce, accuracy = semantic_cross_entropy(structure["semantic_logits"], target["semantic"])
+            ce, accuracy = semantic_cross_entropy(structure["semantic_logits"], target["semantic"],
+                                                  semantic_weights)
             depth_l1 = masked_depth_l1(structure["depth"], target["depth"])
             metrics.update(semantic_ce=ce, semantic_acc=accuracy, depth_l1_m=depth_l1 * DEPTH_SCALE,
                            kl=aux["kl"], kl_sum=aux["kl_sum"])
@@ -197,7 +225,12 @@ def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
     meta = {"agent": "worldmodel", "panorama_size": [batches.height, batches.width],
             "num_classes": NUM_CLASSES, "depth_scale": DEPTH_SCALE, "num_trajectories": len(trajectories),
             "num_examples": len(batches)}
-    return TrainTask(model=model, loss_fn=make_loss_fn(config), batch_at=batches.batch_at, meta=meta)
+    balance = float(config.loss.get("class_balance", 0.0))
+    weights = None
+    if balance:
+        weights = class_weights(np.concatenate([t.semantic.ravel() for t in trajectories]), balance)
+        meta["semantic_class_weights"] = [round(float(w), 4) for w in weights]
+    return TrainTask(model=model, loss_fn=make_loss_fn(config, weights), batch_at=batches.batch_at, meta=meta)
 
 
 def load_world_model(workdir: str | Path, step: int | None = None
