@@ -282,6 +282,24 @@ def test_small_config_trains_and_reloads(tiny_dataset, tmp_path):
     assert result["guidance"] == {"occlusion_window": 3, "occlusion_tolerance": 0.3}
 
 
+def test_interrupted_world_model_training_resumes_to_the_same_parameters(tiny_dataset, tmp_path):
+    def config(steps):
+        return load_config("configs/worldmodel/cpu.py:small", [
+            f"--config.dataset={tiny_dataset}", f"--config.train.steps={steps}",
+            "--config.train.checkpoint_every=2", "--config.model.inpaint_guidance=True"])
+
+    def params(model):
+        return jax.tree.map(np.asarray, nnx.state(model, nnx.Param).to_pure_dict())
+
+    straight = train(config(4), tmp_path / "straight", make_train_task(config(4)), progress=False)
+    half = params(train(config(2), tmp_path / "resumed", make_train_task(config(2)), progress=False))
+    resumed = train(config(4), tmp_path / "resumed", make_train_task(config(4)), progress=False)
+    jax.tree.map(np.testing.assert_array_equal, params(resumed), params(straight))
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(half), jax.tree.leaves(params(resumed))))
+    reloaded, _, _ = load_world_model(tmp_path / "resumed")
+    jax.tree.map(np.testing.assert_array_equal, params(reloaded), params(straight))
+
+
 @pytest.mark.slow
 def test_gan_training_and_evaluation_write_the_table_and_pictures(tiny_dataset, tmp_path):
     config = load_config("configs/worldmodel/cpu.py:small",
