@@ -11,10 +11,18 @@ structure. Widths are ~1/8 of Pathdreamer's (structure 128, image 96 base channe
 256×512 / 512×1024). Loss weights: see ``loss`` (the sheet's SE3DS values are
 lambda_depth = 100, lambda_kld = 10; see the comments for why these differ).
 
+Argument ``:inpainted`` is the run RESULTS.md reports (2026-12-07): 1000 walks
+(``data/nav_train_1000``, same collect command with ``--episodes 1000``), the pull-push
+in-painted guidance as extra input channels, class-weighted cross-entropy, 4000 steps
+(1 h 25 min wall, 4463 s user + 790 s system CPU on the shared 2-core machine). On 50
+val_unseen walks it beats nearest-neighbour in-painting and the bare guidance on mIoU and
+depth abs-rel at all four steps (mIoU 0.605 / 0.393 / 0.242 / 0.113 against nearest
+0.567 / 0.289 / 0.198 / 0.075).
+
 Argument ``:small`` is a seconds-long configuration for tests (point ``dataset`` at a 16×32
 dataset, or set ``dataset=''`` to render walks from the train houses).
 
-Measured (2-core CPU shared with other jobs): collection 42 s (300 episodes, 260 houses, 2010
+The first run, no argument — measured (2-core CPU shared with other jobs): collection 42 s (300 episodes, 260 houses, 2010
 panoramas, 4230 examples); training 600 steps in 11 min 47 s wall, 9 min 48 s CPU (user + sys),
 0.6–1.2 steps/s; mean of the last 100 logged steps: semantic CE 0.22, pixel accuracy 0.94 and
 depth L1 0.17 m (with the posterior latent), KL 0.20 nats/element, RGB L1 0.037. Evaluation on 10
