@@ -206,9 +206,10 @@ def bench_predict(house: int, workdir: str, repeats: int) -> dict:
             "rollout": _median_seconds(rollout_step, repeats)}
 
 
-def bench_train(house: int, repeats: int) -> dict:
-    """Training steps per second at ``configs/worldmodel/cpu.py``."""
-    config = load_config(CONFIG)
+def bench_train(house: int, repeats: int, config_path: str = CONFIG) -> dict:
+    """Training steps per second at ``config_path`` (default ``configs/worldmodel/cpu.py``;
+    class weights, if the config has them, are left out: one gather per pixel)."""
+    config = load_config(config_path)
     data = config.data
     height, width = (int(v) for v in data.panorama_size)
     batches = GuidanceBatches([walk(house, data.scene_walk_length, height, width)], data.batch_size,
@@ -283,6 +284,8 @@ def main(argv=None) -> None:
                         help="panoramas already in the memory before the timed add")
     parser.add_argument("--workdir", default=os.path.join(ROOT, "runs", "worldmodel_cpu"),
                         help="trained world-model run for the prediction latency")
+    parser.add_argument("--config", default=CONFIG,
+                        help="world-model config of the timed training step (path[:argument])")
     args = parser.parse_args(argv)
 
     info = _machine.describe()
@@ -294,7 +297,7 @@ def main(argv=None) -> None:
         peak_before = matmul_peak(max(args.repeats, 5))
         predict = (bench_predict(args.house, args.workdir, args.repeats)
                    if "predict" in args.parts else None)
-        train = bench_train(args.house, args.repeats) if "train" in args.parts else None
+        train = bench_train(args.house, args.repeats, args.config) if "train" in args.parts else None
         peak_after = matmul_peak(max(args.repeats, 5))
         print_model(predict, train, max(peak_before, peak_after))
         print(f"Matmul peak before / after: {peak_before:.1f} / {peak_after:.1f} GFLOP/s.\n")

@@ -315,3 +315,31 @@ def test_gan_training_and_evaluation_write_the_table_and_pictures(tiny_dataset, 
         assert np.isfinite(row["model"]["div_rgb_l1"])
     for name in ("worldmodel_eval.json", "strip_0.png", "dream_0.gif"):
         assert (tmp_path / "eval" / name).is_file()
+
+
+def test_world_model_observation_source_predicts_unvisited_viewpoints(tmp_path):
+    from worldsim.agents.nav.scorer import SCORER_PANORAMA
+    from worldsim.agents.nav.world_model_source import WorldModelSource
+    from worldsim.envs.navigation.env import IndoorNavEnv
+
+    with pytest.raises(ValueError, match="latent='median' is not one of"):
+        WorldModelSource(tmp_path / "none", latent="median")
+    config = load_config("configs/worldmodel/cpu.py:small", [
+        "--config.dataset=", "--config.data.panorama_size=(32, 64)", "--config.train.steps=1"])
+    train(config, tmp_path / "run", make_train_task(config), progress=False)
+    env = IndoorNavEnv(split="val_unseen", panorama_size=(16, 32))
+    env.reset(seed=0)
+    unvisited = [n for n in sorted(env.scene.graph.nodes) if n not in env.path][:3]
+    views = {}
+    for latent in ("sample", "mean"):
+        source = WorldModelSource(tmp_path / "run", latent=latent)
+        semantic, depth = source.panoramas(env, [env.path[0], *unvisited])
+        assert semantic.shape == depth.shape == (4, *SCORER_PANORAMA) and semantic.dtype == np.uint8
+        assert np.isfinite(depth).all() and depth[1:].min() > 0  # predictions: depth everywhere
+        real = env.scene.panorama(env.path[0], *SCORER_PANORAMA)  # the visited viewpoint: real
+        np.testing.assert_array_equal(semantic[0], real["semantic"])
+        views[latent] = depth[1:]
+    # The mean does not depend on the episode's latent key; a sample does.
+    again = WorldModelSource(tmp_path / "run", latent="mean", seed=7).panoramas(env, unvisited)[1]
+    np.testing.assert_array_equal(again, views["mean"])
+    assert not np.array_equal(views["sample"], views["mean"])

@@ -258,7 +258,8 @@ def cmd_nav_eval(args: argparse.Namespace) -> int:
         result = evaluate_navigation(args.planner, split=args.split, episodes=args.episodes,
                                      seed=args.seed, scorer_workdir=args.scorer,
                                      horizon=args.horizon, goal_type=args.goal_type, out=args.out,
-                                     world_model_workdir=args.world_model)
+                                     world_model_workdir=args.world_model,
+                                     world_model_latent=args.world_model_latent)
     except (ValueError, FileNotFoundError) as err:
         return _error(str(err))
     summary = result["summary"]
@@ -286,6 +287,9 @@ def _add_nav_eval(sub) -> None:
                    help="trained instruction–path scorer (ground_truth, baseline, world_model)")
     p.add_argument("--world-model", default=None, metavar="WORKDIR",
                    help="trained world model (the world_model planner)")
+    p.add_argument("--world-model-latent", default="sample", choices=("sample", "mean"),
+                   help="world_model planner: predict with one latent sample per episode step, or "
+                        "the prior mean (default: sample)")
     p.add_argument("--horizon", type=_positive_int, default=3, metavar="K",
                    help="look-ahead depth in viewpoints (default: 3)")
     p.add_argument("--goal-type", default="instruction", metavar="TYPE",

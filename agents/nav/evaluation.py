@@ -27,7 +27,7 @@ EVAL_PANORAMA = (16, 32)  # the env's own observation is unused by these navigat
 
 
 def make_navigator(planner: str, scorer_workdir: str | os.PathLike | None = None, horizon: int = 3,
-                   world_model_workdir: str | os.PathLike | None = None):
+                   world_model_workdir: str | os.PathLike | None = None, world_model_latent: str = "sample"):
     """The navigator called ``planner`` (one of ``PLANNERS``)."""
     if planner not in PLANNERS:
         raise ValueError(f"Unknown planner {planner!r}. Known planners: {', '.join(PLANNERS)}.")
@@ -35,7 +35,7 @@ def make_navigator(planner: str, scorer_workdir: str | os.PathLike | None = None
         return OracleNavigator()
     if planner == "random":
         return RandomWalker()
-    source = make_source(planner, world_model_workdir)
+    source = make_source(planner, world_model_workdir, world_model_latent)
     if scorer_workdir is None:
         raise ValueError(f"planner {planner!r} needs a trained scorer: pass --scorer WORKDIR "
                          "(train one with worldsim train --config configs/nav/scorer.py).")
@@ -60,12 +60,12 @@ def run_episode(env: IndoorNavEnv, navigator, seed: int) -> dict[str, Any]:
 def evaluate_navigation(planner: str, split: str = "val_unseen", episodes: int = 200, seed: int = 0,
                         scorer_workdir=None, horizon: int = 3, goal_type: str = "instruction",
                         out: str | os.PathLike | None = None, progress: bool = True,
-                        world_model_workdir=None) -> dict[str, Any]:
+                        world_model_workdir=None, world_model_latent: str = "sample") -> dict[str, Any]:
     """Runs ``planner`` on ``episodes`` episodes and returns (and writes to ``out``) the results."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}.")
     env = IndoorNavEnv(goal_type=goal_type, split=split, panorama_size=EVAL_PANORAMA)
-    navigator = make_navigator(planner, scorer_workdir, horizon, world_model_workdir)
+    navigator = make_navigator(planner, scorer_workdir, horizon, world_model_workdir, world_model_latent)
     started = time.perf_counter()
     rows = [run_episode(env, navigator, seed + i)
             for i in tqdm(range(episodes), desc=f"nav-eval {planner}", disable=not progress)]
@@ -75,7 +75,8 @@ def evaluate_navigation(planner: str, split: str = "val_unseen", episodes: int =
                    threshold=rows[0]["threshold"], first_seed=seed,
                    eval_s=round(time.perf_counter() - started, 2),
                    scorer=str(scorer_workdir) if scorer_workdir else None,
-                   world_model=str(world_model_workdir) if world_model_workdir else None)
+                   world_model=str(world_model_workdir) if world_model_workdir else None,
+                   world_model_latent=world_model_latent if world_model_workdir else None)
     result = {"summary": summary, "episodes": rows}
     if out is not None:
         write_eval_info(result, out)

@@ -58,9 +58,10 @@ class BaselineSource:
         return np.zeros(shape, np.uint8), np.zeros(shape, np.float32)
 
 
-def make_source(name: str, world_model_workdir=None):
+def make_source(name: str, world_model_workdir=None, world_model_latent: str = "sample"):
     """The observation source called ``name`` (one of ``SOURCES``); ``world_model`` needs the
-    workdir of a trained world model (``worldsim train --config configs/worldmodel/cpu.py``)."""
+    workdir of a trained world model (``worldsim train --config configs/worldmodel/cpu.py``)
+    and predicts with one latent sample or the prior mean (``world_model_latent``)."""
     if name == "ground_truth":
         return GroundTruthSource()
     if name == "baseline":
@@ -71,7 +72,7 @@ def make_source(name: str, world_model_workdir=None):
                              "--world-model WORKDIR (train one with worldsim train --config "
                              "configs/worldmodel/cpu.py).")
         from worldsim.agents.nav.world_model_source import WorldModelSource
-        return WorldModelSource(world_model_workdir)
+        return WorldModelSource(world_model_workdir, latent=world_model_latent)
     raise ValueError(f"Unknown observation source {name!r}. Known sources: {', '.join(SOURCES)}.")
 
 

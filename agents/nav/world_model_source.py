@@ -3,8 +3,8 @@
 The source keeps a point-cloud memory of the real panoramas at the viewpoints the agent has
 visited in the current episode. When the planner asks for a viewpoint it has visited, it gets
 the real panorama; for any other viewpoint, the memory is re-projected there as guidance and
-the world model's structure generator predicts the panorama's classes and depth (one latent
-sample, seeded per episode). Each candidate viewpoint is predicted from real observations only
+the world model's structure generator predicts the panorama's classes and depth (``latent``:
+one latent sample, seeded per episode, or the prior mean). Each candidate viewpoint is predicted from real observations only
 (not from the model's own earlier predictions along the candidate path).
 """
 
@@ -22,6 +22,7 @@ from worldsim.worldmodel.memory import PointCloudMemory
 from worldsim.worldmodel.training import load_world_model
 
 BATCH_BUCKET = 8
+LATENTS = ("sample", "mean")
 
 
 class WorldModelSource:
@@ -29,7 +30,9 @@ class WorldModelSource:
 
     name, blind = "world_model", False
 
-    def __init__(self, workdir, seed: int = 0):
+    def __init__(self, workdir, seed: int = 0, latent: str = "sample"):
+        if latent not in LATENTS:
+            raise ValueError(f"latent={latent!r} is not one of {LATENTS}.")
         model, meta, config = load_world_model(workdir)
         self._guidance_options = guidance_options(config)  # as in training and evaluation
         self.height, self.width = (int(v) for v in meta["panorama_size"])
@@ -38,7 +41,7 @@ class WorldModelSource:
                              f"the scorer's {SCORER_PANORAMA[0]}×{SCORER_PANORAMA[1]}.")
         graphdef, self._state = nnx.split(model.structure)
         self._predict = jax.jit(
-            lambda state, guidance, key: nnx.merge(graphdef, state)(guidance, key=key, sample=True)[0])
+            lambda state, guidance, key: nnx.merge(graphdef, state)(guidance, key=key, sample=latent == "sample")[0])
         self.seed = seed
         self._episode = None
 
