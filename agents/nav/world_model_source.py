@@ -4,8 +4,9 @@ The source keeps a point-cloud memory of the real panoramas at the viewpoints th
 visited in the current episode. When the planner asks for a viewpoint it has visited, it gets
 the real panorama; for any other viewpoint, the memory is re-projected there as guidance and
 the world model's structure generator predicts the panorama's classes and depth (``latent``:
-one latent sample, seeded per episode, or the prior mean). Each candidate viewpoint is predicted from real observations only
-(not from the model's own earlier predictions along the candidate path).
+one latent sample, seeded per episode, or the prior mean). Each candidate viewpoint is
+predicted from real observations only (not from the model's own earlier predictions along the
+candidate path).
 """
 
 from __future__ import annotations

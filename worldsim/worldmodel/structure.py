@@ -223,11 +223,13 @@ def pull_push_fill(values: jax.Array, weight: jax.Array) -> jax.Array:
     Returns (B, H, W, C) float32. Exact where weight > 0 (for 0/1 weights)."""
     weight = jnp.asarray(weight, jnp.float32)[..., None]
     values = jnp.asarray(values, jnp.float32)
+    def sum_pool(x):  # (B, H, W, C) → (B, H/2, W/2, C)
+        return x.reshape(x.shape[0], x.shape[1] // 2, 2, x.shape[2] // 2, 2, x.shape[3]).sum((2, 4))
+
     pyramid = [(values * weight, weight)]
     while all(n % 2 == 0 and n > 1 for n in pyramid[-1][1].shape[1:3]):
         v, w = pyramid[-1]
-        pool = lambda x: x.reshape(x.shape[0], x.shape[1] // 2, 2, x.shape[2] // 2, 2, x.shape[3]).sum((2, 4))
-        pyramid.append((pool(v), pool(w)))
+        pyramid.append((sum_pool(v), sum_pool(w)))
     v, w = pyramid[-1]
     overall = v.sum((1, 2), keepdims=True) / jnp.maximum(w.sum((1, 2), keepdims=True), 1e-6)
     fill = jnp.where(w > 0, v / jnp.maximum(w, 1e-6), overall)
