@@ -12,8 +12,8 @@
 
 Losses (weights in ``config.loss``): semantic cross-entropy over pixels whose true class is not
 void (``lambda_semantic``; with ``class_balance`` = a > 0 each pixel is weighted by its true
-class's training-set frequency to the power −a, see ``class_weights``), L1 of depth / 10 m over pixels with valid true depth, 0 < d < 10 m
-(``lambda_depth``), KL(posterior ‖ prior) as the mean over latent elements (``lambda_kld``),
+class's training-set frequency to the power −a, see ``class_weights``), L1 of depth / 10 m
+over pixels with valid true depth, 0 < d < 10 m (``lambda_depth``), KL(posterior ‖ prior) as the mean over latent elements (``lambda_kld``),
 RGB L1 (``lambda_rgb``), and with ``model.gan`` the hinge-GAN generator loss (``lambda_gan``).
 The image generator is conditioned on the TRUE structure during training
 (``image_condition="target"``, teacher forcing as in two-stage training) or on the structure
@@ -87,14 +87,16 @@ def build_world_model(config: ml_collections.ConfigDict, meta: dict[str, Any] | 
 
 # --- losses -----------------------------------------------------------------------------------
 
-def class_weights(labels: np.ndarray, exponent: float, max_weight: float = 10.0) -> np.ndarray:
-    """(NUM_CLASSES,) float32 weights frequency^(−exponent) of the non-void classes in the
-    ``labels`` array (any shape of class ids), scaled so that the mean weight over those pixels
-    is 1, then clipped to ``max_weight``. Classes that never occur get ``max_weight``; void gets
-    0 (it is never a target). exponent 0 gives all ones."""
+def class_weights(labels, exponent: float, max_weight: float = 10.0) -> np.ndarray:
+    """(NUM_CLASSES,) float32 weights frequency^(−exponent) of the non-void classes in
+    ``labels`` (an array of class ids of any shape, or a list of such arrays: counted one by
+    one, never concatenated), scaled so that the mean weight over those pixels is 1, then
+    clipped to ``max_weight``. Classes that never occur get ``max_weight``; void gets 0 (it is
+    never a target). exponent 0 gives all ones."""
     if exponent < 0:
         raise ValueError(f"class_balance={exponent} must be ≥ 0 (0 = unweighted, 0.5 = inverse square root).")
-    counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES].astype(np.float64)
+    arrays = [labels] if isinstance(labels, np.ndarray) else list(labels)
+    counts = sum(np.bincount(np.ravel(a), minlength=NUM_CLASSES)[:NUM_CLASSES] for a in arrays).astype(np.float64)
     counts[0] = 0.0
     if counts.sum() == 0:
         raise ValueError("class_weights: no non-void pixel in the labels.")
@@ -228,7 +230,7 @@ def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
     balance = float(config.loss.get("class_balance", 0.0))
     weights = None
     if balance:
-        weights = class_weights(np.concatenate([t.semantic.ravel() for t in trajectories]), balance)
+        weights = class_weights([t.semantic for t in trajectories], balance)
         meta["semantic_class_weights"] = [round(float(w), 4) for w in weights]
     return TrainTask(model=model, loss_fn=make_loss_fn(config, weights), batch_at=batches.batch_at, meta=meta)
 
