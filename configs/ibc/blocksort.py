@@ -8,7 +8,7 @@ Pick the method after a colon (default dfo): dfo | langevin | autoregressive | m
 
 Measured (300 oracle demos from seeds 1000+, 100 held-out episodes, seeds 0-99, seed 0;
 RESULTS.md): :cpu_dfo 0 % (349 CPU-s; 12 % of episodes sort one cube), :cpu_mse 0 % (37 CPU-s;
-5 % sort one cube). Other methods and the paper-scale defaults: not run.
+5 % sort one cube), :cpu_mdn 0 % (44 CPU-s; 12 % sort one cube). Other methods and the paper-scale defaults: not run.
 """
 
 from worldsim.configs.ibc.base import method_config
