@@ -17,7 +17,7 @@ from worldsim.agents.ibc.agent import make_energy_model, make_loss_fn, make_pred
 from worldsim.agents.ibc.samplers import ActionBounds
 from worldsim.agents.inputs import IMAGE_KEY, model_inputs
 from worldsim.data import (IncompatibleDatasetError, WindowedBatches, check_compatible,
-                           load_dataset)
+                           load_dataset, with_action_labels)
 from worldsim.data.windows import NormalizationStats
 from worldsim.train.loop import TrainTask
 
@@ -85,6 +85,7 @@ def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
             f"dataset {config.dataset} was recorded in {dataset.env_id}, but the config trains "
             f"for {config.env_id}; collect a dataset of {config.env_id} or fix config.dataset")
     episodes = list(dataset.episodes)[:config.max_episodes or None]
+    episodes = with_action_labels(episodes, config.data.get("action_labels", "taken"))
     keys = state_keys + ([IMAGE_KEY] if use_images else [])
     batches = WindowedBatches(episodes, keys, config.data.window, config.data.batch_size,
                               seed=config.seed)

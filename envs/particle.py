@@ -220,6 +220,7 @@ class ParticleOracle:
         if _distance(self.env.pos, first) < self.goal_threshold:
             self._steps_at_first += 1
         target = first if self._steps_at_first < self.wait_at_first_goal else second
+        self.clean_action = np.clip(target, 0.0, 1.0).astype(np.float32)  # the noise-free label
         if self.noise_std > 0:
             target = target + self.env.np_random.normal(0.0, self.noise_std, target.shape)
         return np.clip(target, 0.0, 1.0).astype(np.float32)

@@ -15,10 +15,14 @@ import numpy as np
 from worldsim.envs.registry import make_oracle
 
 ORACLE_ACTION_KEY = "oracle_action"
+ORACLE_CLEAN_ACTION_KEY = "oracle_clean_action"
 
 
 class OracleActionInInfo(gymnasium.Wrapper):
     """Puts the oracle's next action into ``info["oracle_action"]`` after every reset and step.
+
+    With ``noise_std`` > 0 that action carries the noise, and ``info["oracle_clean_action"]``
+    holds the oracle's noise-free action for the same state.
 
     The action is the one the oracle would take from the observation just returned, cast to
     the action space's dtype (shape ``action_space.shape``). Stepping with it reproduces a plain
@@ -46,4 +50,8 @@ class OracleActionInInfo(gymnasium.Wrapper):
 
     def _with_oracle_action(self, obs, info: dict[str, Any]) -> dict[str, Any]:
         action = np.asarray(self.oracle.act(obs), dtype=self.action_space.dtype)
-        return {**info, ORACLE_ACTION_KEY: action}
+        clean = getattr(self.oracle, "clean_action", None)
+        if self.noise_std == 0 or clean is None:
+            return {**info, ORACLE_ACTION_KEY: action}
+        clean = np.asarray(clean, dtype=self.action_space.dtype)
+        return {**info, ORACLE_ACTION_KEY: action, ORACLE_CLEAN_ACTION_KEY: clean}

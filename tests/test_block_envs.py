@@ -86,6 +86,21 @@ def test_oracle_moves_in_whole_steps(env_id):
                 break
 
 
+def test_noisy_oracle_keeps_its_noise_free_action():
+    env = gymnasium.make("worldsim/BlockPush-v0")
+    oracle = make_oracle(env, noise_std=0.02)
+    env.reset(seed=0)
+    oracle.reset()
+    gaps = []
+    for _ in range(20):
+        action = oracle.act()
+        assert oracle.clean_action.shape == action.shape == (2,)
+        assert np.linalg.norm(oracle.clean_action) <= 0.1 * np.sqrt(2)
+        gaps.append(np.linalg.norm(action - oracle.clean_action))
+        env.step(action)
+    assert 0.01 < np.mean(gaps) < 0.05  # E|noise| = 0.02 * sqrt(pi / 2) ≈ 0.025
+
+
 def test_state_observation_layout():
     dims = {"worldsim/BlockPush-v0": 10, "worldsim/BlockPushMultiTarget-v0": 13,
             "worldsim/BlockPushMultimodal-v0": 16}

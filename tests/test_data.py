@@ -21,6 +21,7 @@ from worldsim.data import (
     collect,
     flat_observation,
     load_dataset,
+    with_action_labels,
 )
 from worldsim.envs import make_oracle
 from worldsim.envs.wrappers import OracleActionInInfo
@@ -99,6 +100,29 @@ def test_minari_reads_the_data_dir_and_metadata(tmp_path):
     assert (info["env_id"], info["policy"], info["seed"], info["noise_std"]) == (ENV, "oracle", 7, 0.01)
     assert info["env_kwargs"] == {"obs_mode": "state"}
     assert info["observation_keys"] == ["pos_agent", "vel_agent", "pos_first_goal", "pos_second_goal"]
+
+
+def test_noisy_demonstrations_keep_the_oracles_noise_free_labels(tmp_path):
+    noisy = list(load_dataset(_collect(tmp_path / "noisy", noise_std=0.05)).episodes)
+    relabelled = with_action_labels(noisy, "oracle_clean")
+    for taken, clean in zip(noisy, relabelled):
+        assert clean.actions.shape == taken.actions.shape
+        assert np.all(taken.infos["oracle_clean_action"][:-1] == clean.actions)
+        # Particle actions are set points: the clean one is exactly a goal, the taken one is not
+        goals = np.stack([taken.observations["pos_first_goal"][:-1],
+                          taken.observations["pos_second_goal"][:-1]], 1)
+        assert np.all(np.min(np.abs(clean.actions[:, None] - goals).max(-1), 1) < 1e-6)
+        assert np.mean(np.abs(taken.actions - clean.actions)) > 0.01
+    assert with_action_labels(noisy, "taken") is noisy
+
+
+def test_noise_free_labels_are_refused_for_a_dataset_without_them(tmp_path):
+    plain = list(load_dataset(_collect(tmp_path / "plain", episodes=1)).episodes)
+    assert "oracle_clean_action" not in plain[0].infos
+    with pytest.raises(DatasetError, match="--noise-std"):
+        with_action_labels(plain, "oracle_clean")
+    with pytest.raises(ValueError, match="'clean'.*'taken', 'oracle_clean'"):
+        with_action_labels(plain, "clean")
 
 
 def test_refuses_to_overwrite_without_flag(tmp_path):

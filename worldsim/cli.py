@@ -320,7 +320,8 @@ def _add_collect(sub) -> None:
     p.add_argument("--env-kwargs", type=_json_object, default=None, metavar="JSON",
                    help='constructor arguments, e.g. \'{"goal_tolerance": 0.01}\'')
     p.add_argument("--noise-std", type=_non_negative_float, default=0.0, metavar="X",
-                   help="Gaussian noise on oracle actions, action units (default: 0)")
+                   help="Gaussian noise on oracle actions, action units (default: 0); the "
+                        "noise-free actions are kept as infos/oracle_clean_action")
     p.set_defaults(handler=cmd_collect)
 
 

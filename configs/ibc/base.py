@@ -87,6 +87,9 @@ def base_config(env_id: str, dataset: str, agent: str = "ibc", sampler: str = "d
     config.data.window = 2  # T observations → the action at the last one
     config.data.batch_size = 512
     config.data.action_buffer = 0.05  # sampling bounds: data range widened by 5 % each side
+    # "taken": the recorded actions; "oracle_clean": the oracle's noise-free actions of a
+    # dataset collected with --noise-std (DART-style labels, worldsim.data.collect)
+    config.data.action_labels = "taken"
 
     config.model = ml_collections.ConfigDict()
     config.model.width = 128

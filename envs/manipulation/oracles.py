@@ -197,11 +197,16 @@ class BlockOracle(abc.ABC):
         """Start of an episode; call right after ``env.reset``."""
 
     def act(self, observation=None) -> np.ndarray:
-        """The next (dx, dy) action in metres; the observation is not needed (reads the env)."""
+        """The next (dx, dy) action in metres; the observation is not needed (reads the env).
+
+        With ``noise_std`` > 0 the returned action is the noisy one, and ``clean_action`` keeps
+        the oracle's own choice for the same state (the label of noise-injected, DART-style
+        demonstrations)."""
+        space = self.env.action_space
         action = self._action(self.env.scene.effector_target.copy())
+        self.clean_action = np.clip(action, space.low, space.high).astype(np.float32)
         if self.noise_std > 0:
             action = action + self.env.np_random.normal(0.0, self.noise_std, size=2)
-        space = self.env.action_space
         return np.clip(action, space.low, space.high).astype(np.float32)
 
     @abc.abstractmethod

@@ -19,12 +19,13 @@ from worldsim.data.dataset import (
     is_dataset_dir,
     load_dataset,
     read_metadata,
+    with_action_labels,
 )
 from worldsim.data.windows import NormalizationStats, WindowedBatches, flat_observation
 
 __all__ = [
     "OBS_MODES", "POLICIES", "collect", "is_dataset_dir",
     "DatasetError", "Episode", "EpisodeDataset", "IncompatibleDatasetError", "check_compatible",
-    "load_dataset", "read_metadata",
+    "load_dataset", "read_metadata", "with_action_labels",
     "NormalizationStats", "WindowedBatches", "flat_observation",
 ]

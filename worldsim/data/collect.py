@@ -19,6 +19,12 @@ are also kept per step (``infos/node``, ``infos/action_mask``) and ``EPISODE_INF
 reset info (house seed, goals, reference path, instructions) become attributes of the
 ``episode_<i>`` group (``Episode.metadata`` after ``load_dataset``).
 
+Oracle demonstrations with ``noise_std`` > 0 execute (and store as ``actions``) the noisy
+action, and keep the oracle's noise-free action for each observation in
+``infos/oracle_clean_action`` (T+1, A): the labels of DART-style noise injection, which show
+a cloned policy how the oracle recovers from the states its own errors lead to. Train on them
+with ``config.data.action_labels = "oracle_clean"``.
+
 The dataset is written under a hidden temporary sibling (``.particle.tmp-...``) and renamed
 into place when complete; on any failure the temporary folder is removed.
 """
@@ -50,13 +56,13 @@ import worldsim
 from worldsim.data.dataset import DATA_SUBDIR, METADATA_FILE, is_dataset_dir
 from worldsim.envs.episodes import make_vector_env, run_seeded_episodes
 from worldsim.envs.registry import check_env_id
-from worldsim.envs.wrappers import ORACLE_ACTION_KEY, OracleActionInInfo
+from worldsim.envs.wrappers import ORACLE_ACTION_KEY, ORACLE_CLEAN_ACTION_KEY, OracleActionInInfo
 
 POLICIES = ("oracle", "random")
 OBS_MODES = ("state", "rgb", "state+rgb")
 # Info entries recorded when an env provides them (the navigation envs do): per step, and
 # once per episode from the reset info.
-STEP_INFO_KEYS = ("node", "action_mask")
+STEP_INFO_KEYS = ("node", "action_mask", ORACLE_CLEAN_ACTION_KEY)
 EPISODE_INFO_KEYS = ("house_seed", "goals", "reference_path", "instructions")
 
 
@@ -88,7 +94,8 @@ def collect(env_id: str, *, episodes: int, out: str | os.PathLike, policy: str =
         "state" (or ``env_kwargs["obs_mode"]``). Only for envs that take it
         (``env_takes_obs_mode``); giving one to any other env is a ValueError.
       seed: episode ``i`` is reset with seed ``seed + i``; random actions use the same seed.
-      noise_std: Gaussian noise on oracle actions, in action units.
+      noise_std: Gaussian noise on oracle actions, in action units; the noise-free actions
+        are kept too (module docstring).
       env_kwargs: extra keyword arguments for ``gymnasium.make``.
       progress: show a progress bar with the running success rate.
       jpeg_images: store image observations JPEG-encoded (Minari's default, lossy, ~10x

@@ -107,6 +107,30 @@ class EpisodeDataset:
         return float(np.mean([ep.success for ep in self.episodes])) if self.episodes else 0.0
 
 
+ACTION_LABELS = ("taken", "oracle_clean")
+
+
+def with_action_labels(episodes: list[Episode], labels: str) -> list[Episode]:
+    """The episodes with the action labels a policy should learn.
+
+    ``labels``: "taken", the recorded actions as executed; or "oracle_clean", the oracle's
+    noise-free action at each observation (``infos["oracle_clean_action"]``, kept by ``collect``
+    with ``noise_std`` > 0): DART-style labels for noise-injected demonstrations.
+    """
+    if labels not in ACTION_LABELS:
+        raise ValueError(f"action labels {labels!r} are not one of {ACTION_LABELS}")
+    if labels == "taken":
+        return episodes
+    missing = [ep.index for ep in episodes if "oracle_clean_action" not in ep.infos]
+    if missing:
+        raise DatasetError(
+            f"action labels 'oracle_clean' need infos/oracle_clean_action, which {len(missing)} "
+            f"episodes lack (first: episode {missing[0]}); only oracle demonstrations collected "
+            f"with noise_std > 0 (`worldsim collect --noise-std X`) record them")
+    return [dataclasses.replace(ep, actions=ep.infos["oracle_clean_action"][:-1].astype(ep.actions.dtype))
+            for ep in episodes]
+
+
 def is_dataset_dir(path: str | os.PathLike) -> bool:
     """True if ``path`` is a dataset folder written by ``collect`` (holds data/metadata.json)."""
     return (Path(path) / DATA_SUBDIR / METADATA_FILE).is_file()
