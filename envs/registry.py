@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from typing import Any
 
 import gymnasium
@@ -75,4 +76,19 @@ def make_oracle(env: gymnasium.Env, noise_std: float = 0.0, **options: Any) -> A
     env_id = env.spec.id if env.spec is not None else None
     if env_id not in _SPECS:
         raise ValueError(f"No oracle for environment {env_id!r}; known ids: {', '.join(ENV_IDS)}.")
+    check_oracle_options(env_id, options)
     return _import(_SPECS[env_id][2])(env.unwrapped, noise_std=noise_std, **options)
+
+
+def check_oracle_options(env_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Returns ``options`` if every key is a constructor option of ``env_id``'s oracle (other
+    than the env and ``noise_std``), else raises a ValueError naming the bad keys and the
+    allowed ones."""
+    oracle_class = _import(_SPECS[check_env_id(env_id)][2])
+    parameters = list(inspect.signature(oracle_class).parameters)
+    allowed = [name for name in parameters[1:] if name != "noise_std"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown oracle option(s) {unknown} for {env_id} "
+                         f"({oracle_class.__name__}); allowed: {allowed or 'none'}")
+    return options

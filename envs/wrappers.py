@@ -32,12 +32,15 @@ class OracleActionInInfo(gymnasium.Wrapper):
     Args:
       env: a worldsim env made with ``gymnasium.make`` (its ``spec.id`` picks the oracle).
       noise_std: std of the oracle's Gaussian action noise, in action units.
+      oracle_options: keyword options of the oracle's constructor (e.g. ``{"via_home": False}``
+        for the BlockSort oracle).
     """
 
-    def __init__(self, env: gymnasium.Env, noise_std: float = 0.0):
+    def __init__(self, env: gymnasium.Env, noise_std: float = 0.0,
+                 oracle_options: dict[str, Any] | None = None):
         super().__init__(env)
         self.noise_std = float(noise_std)
-        self.oracle = make_oracle(env, noise_std=self.noise_std)
+        self.oracle = make_oracle(env, noise_std=self.noise_std, **(oracle_options or {}))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)

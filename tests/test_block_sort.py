@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import worldsim.envs  # noqa: F401  (registers the worldsim/ ids)
 from worldsim.envs import make_oracle
-from worldsim.envs.manipulation.block_sort import BlockSortEnv
+from worldsim.envs.manipulation.block_sort import HOME_XY, BlockSortEnv
 
 ENV_ID = "worldsim/BlockSort-v0"
 
@@ -126,4 +126,30 @@ def test_oracle_sorts_and_its_order_is_seeded():
         oracle.reset()
         draws.add(oracle.order)
     assert len(draws | set(orders)) >= 4  # orders differ across seeds: multimodal demonstrations
+    env.close()
+
+
+def test_oracle_without_home_trips_goes_straight_to_the_next_cube():
+    env = gymnasium.make(ENV_ID)
+    steps = {}
+    for via_home in (True, False):
+        oracle = make_oracle(env, via_home=via_home)
+        obs, _ = env.reset(seed=4)
+        oracle.reset()
+        tips, terminated, truncated = [], False, False
+        while not (terminated or truncated):
+            obs, _, terminated, truncated, info = env.step(oracle.act(obs))
+            tips.append(obs["effector_target_translation"])
+        assert info["is_success"], via_home
+        near_home = np.linalg.norm(np.array(tips) - HOME_XY, axis=1) < 0.01
+        assert near_home.any() == via_home  # only the default oracle parks at the home point
+        steps[via_home] = len(tips)
+    assert steps[False] < steps[True]
+    env.close()
+
+
+def test_unknown_oracle_options_name_the_allowed_ones():
+    env = gymnasium.make(ENV_ID)
+    with pytest.raises(ValueError, match=r"\['via_hom'\].*allowed: \['orient', 'via_home'\]"):
+        make_oracle(env, via_hom=False)
     env.close()

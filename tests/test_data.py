@@ -31,9 +31,9 @@ ENV = "worldsim/Particle-v0"
 collect_module = importlib.import_module("worldsim.data.collect")
 
 
-def _collect(out, **kwargs):
+def _collect(out, env_id=ENV, **kwargs):
     kwargs = {"episodes": 3, "seed": 7, "progress": False, **kwargs}
-    return collect(ENV, out=out, **kwargs)
+    return collect(env_id, out=out, **kwargs)
 
 
 def _direct_rollout(seed: int):
@@ -114,6 +114,17 @@ def test_noisy_demonstrations_keep_the_oracles_noise_free_labels(tmp_path):
         assert np.all(np.min(np.abs(clean.actions[:, None] - goals).max(-1), 1) < 1e-6)
         assert np.mean(np.abs(taken.actions - clean.actions)) > 0.01
     assert with_action_labels(noisy, "taken") is noisy
+
+
+def test_oracle_options_reach_the_oracle_and_the_metadata(tmp_path):
+    path = _collect(tmp_path / "sort", env_id="worldsim/BlockSort-v0", episodes=1,
+                    oracle_options={"via_home": False})
+    assert load_dataset(path).metadata["worldsim"]["oracle_options"] == {"via_home": False}
+    with pytest.raises(ValueError, match=r"\['speed'\].*allowed: \['orient', 'via_home'\]"):
+        _collect(tmp_path / "bad", env_id="worldsim/BlockSort-v0", oracle_options={"speed": 2})
+    with pytest.raises(ValueError, match="policy='oracle'"):
+        _collect(tmp_path / "random", policy="random", oracle_options={"orient": True})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sort"]
 
 
 def test_noise_free_labels_are_refused_for_a_dataset_without_them(tmp_path):

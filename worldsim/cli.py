@@ -137,7 +137,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         path = collect(args.env, policy=args.policy, episodes=args.episodes,
                        num_envs=args.num_envs, out=args.out, overwrite=args.overwrite,
                        obs_mode=args.obs_mode, seed=args.seed, noise_std=args.noise_std,
-                       env_kwargs=args.env_kwargs)
+                       env_kwargs=args.env_kwargs, oracle_options=args.oracle_options)
     except (ValueError, FileExistsError) as err:
         return _error(str(err))
     _print_collect_summary(path, time.perf_counter() - started)
@@ -322,6 +322,8 @@ def _add_collect(sub) -> None:
     p.add_argument("--noise-std", type=_non_negative_float, default=0.0, metavar="X",
                    help="Gaussian noise on oracle actions, action units (default: 0); the "
                         "noise-free actions are kept as infos/oracle_clean_action")
+    p.add_argument("--oracle-options", type=_json_object, default=None, metavar="JSON",
+                   help='oracle constructor options, e.g. \'{"via_home": false}\' for BlockSort')
     p.set_defaults(handler=cmd_collect)
 
 

@@ -151,11 +151,24 @@ class SortOracle(BlockOracle):
     every cube (``tip_path_waypoint``). A zone's slots lie on the line through its centre pointing
     away from the block area, ``SLOT_SPACING`` apart; a cube takes the outermost slot that no
     other cube occupies, so later cubes of that colour stop short of earlier ones. Between cubes
-    the tip backs off 0.08 m along the push line, then returns to ``HOME_XY``. A cube knocked out
-    of its zone is sorted again; a cube whose pre-push point another cube covers waits its turn.
+    the tip backs off 0.08 m along the push line, then returns to ``HOME_XY`` — or, with
+    ``via_home=False``, heads from the back-off point straight for the next cube's pre-push point.
+    A cube knocked out of its zone is sorted again; a cube whose pre-push point another cube
+    covers waits its turn.
+
+    ``via_home=False`` is the variant to clone from: the trip home is a phase the observation
+    does not show (the same tip position is left towards home after one cube and towards the
+    next cube after the other), and under action noise the many steps near the home waypoint
+    are labelled "return to it" (measured: policies cloned from noise-injected demonstrations
+    park there). The default keeps the recorded datasets reproducible.
 
     Attributes: ``order``, the episode's sorting order as a tuple of cube indices.
     """
+
+    def __init__(self, env, noise_std: float = 0.0, orient: bool = False,
+                 via_home: bool = True) -> None:
+        super().__init__(env, noise_std=noise_std, orient=orient)
+        self.via_home = bool(via_home)
 
     def reset(self) -> None:
         self.order = tuple(int(i) for i in self.env.np_random.permutation(self.env.n_blocks))
@@ -205,7 +218,7 @@ class SortOracle(BlockOracle):
             if action is not None:
                 return action
         if np.linalg.norm(effector - self._waypoint) < 0.005:
-            if self.phase == "home":
+            if self.phase == "home" or not self.via_home:
                 self.phase = "select"
                 return self._action(effector)
             self.phase, self._waypoint = "home", HOME_XY
@@ -224,7 +237,10 @@ class SortOracle(BlockOracle):
                 self._queue.append(self.current)
             back = xy + BACK_OFF * unit(effector - xy)
             clear = np.min(np.linalg.norm(np.delete(blocks, self.current, 0) - back, axis=1)) > TIP_CHECK
-            self.phase, self._waypoint = ("back", back) if clear else ("home", HOME_XY)
+            if clear:
+                self.phase, self._waypoint = "back", back
+            else:  # no room to back off: go home, or straight on to the next cube
+                self.phase, self._waypoint = ("home", HOME_XY) if self.via_home else ("back", effector)
             return None
         # never turn a cube next to its slot, where circling it would shove the cubes sorted there
         self.pusher.orient = self.orient and np.linalg.norm(xy - self.goals[-1]) > NO_ORIENT_NEAR

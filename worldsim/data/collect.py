@@ -55,7 +55,7 @@ from tqdm import tqdm
 import worldsim
 from worldsim.data.dataset import DATA_SUBDIR, METADATA_FILE, is_dataset_dir
 from worldsim.envs.episodes import make_vector_env, run_seeded_episodes
-from worldsim.envs.registry import check_env_id
+from worldsim.envs.registry import check_env_id, check_oracle_options
 from worldsim.envs.wrappers import ORACLE_ACTION_KEY, ORACLE_CLEAN_ACTION_KEY, OracleActionInInfo
 
 POLICIES = ("oracle", "random")
@@ -79,7 +79,8 @@ def env_takes_obs_mode(env_id: str) -> bool:
 def collect(env_id: str, *, episodes: int, out: str | os.PathLike, policy: str = "oracle",
             num_envs: int = 1, overwrite: bool = False, obs_mode: str | None = None, seed: int = 0,
             noise_std: float = 0.0, env_kwargs: dict[str, Any] | None = None,
-            progress: bool = True, jpeg_images: bool = True) -> Path:
+            oracle_options: dict[str, Any] | None = None, progress: bool = True,
+            jpeg_images: bool = True) -> Path:
     """Rolls out ``policy`` for ``episodes`` episodes and writes them as a dataset at ``out``.
 
     Args:
@@ -97,6 +98,8 @@ def collect(env_id: str, *, episodes: int, out: str | os.PathLike, policy: str =
       noise_std: Gaussian noise on oracle actions, in action units; the noise-free actions
         are kept too (module docstring).
       env_kwargs: extra keyword arguments for ``gymnasium.make``.
+      oracle_options: keyword options of the env's oracle (``policy="oracle"`` only), e.g.
+        ``{"via_home": False}`` for BlockSort; unknown keys are a ValueError naming the allowed.
       progress: show a progress bar with the running success rate.
       jpeg_images: store image observations JPEG-encoded (Minari's default, lossy, ~10x
         smaller); False stores raw uint8 arrays.
@@ -108,10 +111,11 @@ def collect(env_id: str, *, episodes: int, out: str | os.PathLike, policy: str =
     env_id = check_env_id(env_id)
     kwargs = _env_kwargs(env_id, obs_mode, env_kwargs)
     _check_arguments(policy, episodes, num_envs, noise_std)
+    oracle_options = _oracle_options(env_id, policy, oracle_options)
     out = Path(out)
     _check_destination(out, overwrite)
     started = time.perf_counter()
-    envs = _make_vector_env(env_id, kwargs, policy, noise_std, num_envs)
+    envs = _make_vector_env(env_id, kwargs, policy, noise_std, oracle_options, num_envs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
@@ -119,8 +123,9 @@ def collect(env_id: str, *, episodes: int, out: str | os.PathLike, policy: str =
         spec = dataclasses.replace(registered, kwargs={**registered.kwargs, **kwargs})
         writer = _OrderedEpisodeWriter(tmp.absolute() / DATA_SUBDIR, envs, spec, jpeg_images)
         stats = _rollout(envs, policy, seed, episodes, writer.add, progress, env_id)
-        writer.finish(_dataset_metadata(out, env_id, kwargs, policy, seed, noise_std, num_envs,
-                                        envs, stats, time.perf_counter() - started))
+        writer.finish(_dataset_metadata(out, env_id, kwargs, policy, seed, noise_std,
+                                        oracle_options, num_envs, envs, stats,
+                                        time.perf_counter() - started))
         _move_into_place(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -158,6 +163,13 @@ def _check_arguments(policy, episodes, num_envs, noise_std) -> None:
         raise ValueError(f"noise_std={noise_std!r} must be a finite number ≥ 0")
 
 
+def _oracle_options(env_id: str, policy: str, options) -> dict[str, Any]:
+    options = dict(options or {})
+    if options and policy != "oracle":
+        raise ValueError(f"oracle_options={options!r} need policy='oracle', not {policy!r}")
+    return check_oracle_options(env_id, options)
+
+
 def _check_destination(out: Path, overwrite: bool) -> None:
     if not out.exists():
         return
@@ -184,16 +196,17 @@ def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _make_env(env_id: str, env_kwargs: dict[str, Any], policy: str, noise_std: float):
+def _make_env(env_id: str, env_kwargs: dict[str, Any], policy: str, noise_std: float,
+              oracle_options: dict[str, Any]):
     import worldsim.envs  # noqa: F401  (registers the ids inside spawned workers)
 
     env = gymnasium.make(env_id, **env_kwargs)
-    return OracleActionInInfo(env, noise_std) if policy == "oracle" else env
+    return OracleActionInInfo(env, noise_std, oracle_options) if policy == "oracle" else env
 
 
-def _make_vector_env(env_id, env_kwargs, policy, noise_std, num_envs):
-    return make_vector_env(functools.partial(_make_env, env_id, env_kwargs, policy, noise_std),
-                           num_envs)
+def _make_vector_env(env_id, env_kwargs, policy, noise_std, oracle_options, num_envs):
+    return make_vector_env(functools.partial(_make_env, env_id, env_kwargs, policy, noise_std,
+                                             oracle_options), num_envs)
 
 
 class _EpisodeRecorder:
@@ -377,8 +390,8 @@ class _OrderedEpisodeWriter:
         self.storage.update_metadata(metadata)
 
 
-def _dataset_metadata(out: Path, env_id, env_kwargs, policy, seed, noise_std, num_envs, envs,
-                      stats: _RolloutStats, seconds: float) -> dict[str, Any]:
+def _dataset_metadata(out: Path, env_id, env_kwargs, policy, seed, noise_std, oracle_options,
+                      num_envs, envs, stats: _RolloutStats, seconds: float) -> dict[str, Any]:
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in out.name) or "dataset"
     return {
         "dataset_id": f"{name}-v0",  # Minari needs a versioned id; loading goes by path
@@ -389,7 +402,8 @@ def _dataset_metadata(out: Path, env_id, env_kwargs, policy, seed, noise_std, nu
             "env_id": env_id,
             "env_kwargs": json.loads(json.dumps(env_kwargs, default=repr)),
             "policy": policy, "seed": seed, "episode_seeds": f"{seed} + episode index",
-            "noise_std": float(noise_std), "obs_mode": env_kwargs.get("obs_mode"),
+            "noise_std": float(noise_std), "oracle_options": dict(oracle_options),
+            "obs_mode": env_kwargs.get("obs_mode"),
             "observation_keys": list(envs.single_observation_space.spaces),
             "num_episodes": stats.episodes, "num_successes": stats.successes,
             "success_rate": stats.successes / max(stats.episodes, 1),
