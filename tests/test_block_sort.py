@@ -150,6 +150,32 @@ def test_oracle_without_home_trips_goes_straight_to_the_next_cube():
 
 def test_unknown_oracle_options_name_the_allowed_ones():
     env = gymnasium.make(ENV_ID)
-    with pytest.raises(ValueError, match=r"\['via_hom'\].*allowed: \['orient', 'via_home'\]"):
+    with pytest.raises(ValueError, match=r"\['via_hom'\].*allowed: \['orient', 'via_home', 'order'\]"):
         make_oracle(env, via_hom=False)
+    with pytest.raises(ValueError, match="'closest'.*'random', 'nearest'"):
+        make_oracle(env, order="closest")
+    env.close()
+
+
+def test_nearest_order_takes_the_cube_nearest_the_tip_each_time():
+    env = gymnasium.make(ENV_ID)
+    oracle = make_oracle(env, via_home=False, order="nearest")
+    obs, _ = env.reset(seed=2)
+    oracle.reset()
+    assert oracle.order is None
+    started, terminated, truncated = [], False, False
+    while not (terminated or truncated):
+        tip = env.unwrapped.scene.effector_target.copy()
+        action = oracle.act(obs)
+        if not started or oracle.current != started[-1][0]:  # a new cube: was it the nearest?
+            blocks = env.unwrapped.block_xy()
+            unsorted = env.unwrapped.zone_distances() >= env.unwrapped.goal_tolerance - 0.005
+            reachable = [i for i in np.flatnonzero(unsorted) if oracle._plan(i, blocks)[1]]
+            nearest = min(reachable or np.flatnonzero(unsorted),
+                          key=lambda i: np.linalg.norm(blocks[i] - tip))
+            started.append((oracle.current, int(nearest)))
+        obs, _, terminated, truncated, info = env.step(action)
+    assert info["is_success"]
+    # the nearest of the cubes whose pre-push point is free (a covered one waits its turn)
+    assert len(started) >= 4 and all(current == nearest for current, nearest in started), started
     env.close()

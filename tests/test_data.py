@@ -120,7 +120,7 @@ def test_oracle_options_reach_the_oracle_and_the_metadata(tmp_path):
     path = _collect(tmp_path / "sort", env_id="worldsim/BlockSort-v0", episodes=1,
                     oracle_options={"via_home": False})
     assert load_dataset(path).metadata["worldsim"]["oracle_options"] == {"via_home": False}
-    with pytest.raises(ValueError, match=r"\['speed'\].*allowed: \['orient', 'via_home'\]"):
+    with pytest.raises(ValueError, match=r"\['speed'\].*allowed: \['orient', 'via_home', 'order'\]"):
         _collect(tmp_path / "bad", env_id="worldsim/BlockSort-v0", oracle_options={"speed": 2})
     with pytest.raises(ValueError, match="policy='oracle'"):
         _collect(tmp_path / "random", policy="random", oracle_options={"orient": True})

@@ -162,17 +162,28 @@ class SortOracle(BlockOracle):
     are labelled "return to it" (measured: policies cloned from noise-injected demonstrations
     park there). The default keeps the recorded datasets reproducible.
 
-    Attributes: ``order``, the episode's sorting order as a tuple of cube indices.
+    ``order``: "random" (default), the drawn order — demonstrations that are multimodal in which
+    cube comes next; or "nearest", each time the unsorted cube nearest the tip (cubes given up
+    on last) — a next cube that the observation decides.
+
+    Attributes: ``order``, the episode's sorting order as a tuple of cube indices ("random"),
+    or None ("nearest").
     """
 
+    ORDERS = ("random", "nearest")
+
     def __init__(self, env, noise_std: float = 0.0, orient: bool = False,
-                 via_home: bool = True) -> None:
+                 via_home: bool = True, order: str = "random") -> None:
         super().__init__(env, noise_std=noise_std, orient=orient)
-        self.via_home = bool(via_home)
+        if order not in self.ORDERS:
+            raise ValueError(f"order={order!r} is not one of {self.ORDERS}")
+        self.via_home, self.order_rule = bool(via_home), order
 
     def reset(self) -> None:
-        self.order = tuple(int(i) for i in self.env.np_random.permutation(self.env.n_blocks))
-        self._queue = list(self.order)
+        n = self.env.n_blocks
+        self.order = (tuple(int(i) for i in self.env.np_random.permutation(n))
+                      if self.order_rule == "random" else None)
+        self._queue, self._give_ups = list(self.order or range(n)), [0] * n
         self.phase = "select"  # select -> push -> back -> home -> select ...
         self.current, self.goals = None, []  # the cube being sorted, its [via point..., slot point]
         self.pusher, self._steps, self._waypoint = self._pusher(), 0, HOME_XY
@@ -198,9 +209,11 @@ class SortOracle(BlockOracle):
         pre_push = blocks[i] - PRE_PUSH_OFFSET * unit(goals[0] - blocks[i])
         return goals, bool(np.min(np.linalg.norm(others - pre_push, axis=1)) > TIP_CHECK)
 
-    def _select(self, blocks: np.ndarray) -> bool:
+    def _select(self, blocks: np.ndarray, effector: np.ndarray) -> bool:
         """Starts on the first unsorted cube of the queue that can be approached (else the first
         unsorted one); False when all are sorted."""
+        if self.order_rule == "nearest":  # cubes given up on fewer times first, then nearest
+            self._queue.sort(key=lambda i: (self._give_ups[i], np.linalg.norm(blocks[i] - effector)))
         unsorted = self.env.zone_distances() >= self.env.goal_tolerance - SORTED_MARGIN
         plans = [(i, *self._plan(i, blocks)) for i in self._queue if unsorted[i]]
         if not plans:
@@ -211,7 +224,7 @@ class SortOracle(BlockOracle):
 
     def _action(self, effector: np.ndarray) -> np.ndarray:
         blocks = self.env.block_xy()
-        if self.phase == "select" and not self._select(blocks):
+        if self.phase == "select" and not self._select(blocks, effector):
             return np.zeros(2)
         if self.phase == "push":
             action = self._push(effector, blocks)
@@ -233,6 +246,7 @@ class SortOracle(BlockOracle):
         placed = np.linalg.norm(xy - self.goals[-1]) < SLOT_DONE
         if placed or self._steps > GIVE_UP_STEPS:
             if not placed:  # try the others first
+                self._give_ups[self.current] += 1
                 self._queue.remove(self.current)
                 self._queue.append(self.current)
             back = xy + BACK_OFF * unit(effector - xy)
