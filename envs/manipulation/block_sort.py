@@ -184,7 +184,7 @@ class SortOracle(BlockOracle):
         self.order = (tuple(int(i) for i in self.env.np_random.permutation(n))
                       if self.order_rule == "random" else None)
         self._queue, self._give_ups = list(self.order or range(n)), [0] * n
-        self.phase = "select"  # select -> push -> back -> home -> select ...
+        self.phase = "select"  # select -> push -> back -> home (if via_home) -> select ...
         self.current, self.goals = None, []  # the cube being sorted, its [via point..., slot point]
         self.pusher, self._steps, self._waypoint = self._pusher(), 0, HOME_XY
 
