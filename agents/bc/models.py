@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from worldsim.agents.ibc.networks import ConvMaxPoolEncoder, ResidualTrunk, _dense
+from worldsim.agents.ibc.networks import ResidualTrunk, _dense, make_image_encoder
 
 KINDS = ("mse", "mdn")
 
@@ -19,8 +19,10 @@ class ExplicitTrunk(nnx.Module):
     """[conv encoder of the images ⊕] state → Dense(width) → residual trunk → (B, width)."""
 
     def __init__(self, obs_dim: int, image_channels: int, width: int, depth: int,
-                 dropout: float, rngs: nnx.Rngs) -> None:
-        self.encoder = ConvMaxPoolEncoder(image_channels, rngs=rngs) if image_channels else None
+                 dropout: float, rngs: nnx.Rngs, encoder: nnx.Module | None = None) -> None:
+        if encoder is None and image_channels:
+            encoder = make_image_encoder("conv_maxpool", image_channels, rngs=rngs)
+        self.encoder = encoder
         features = obs_dim + (self.encoder.features if self.encoder else 0)
         self.projection = _dense(features, width, rngs)
         self.trunk = ResidualTrunk(width, depth, dropout, rngs)
@@ -36,8 +38,9 @@ class MseModel(nnx.Module):
     """Trunk → Dense(A); trained with mean squared error."""
 
     def __init__(self, obs_dim: int, action_dim: int, width: int, depth: int, dropout: float,
-                 image_channels: int = 0, *, rngs: nnx.Rngs) -> None:
-        self.trunk = ExplicitTrunk(obs_dim, image_channels, width, depth, dropout, rngs)
+                 image_channels: int = 0, encoder: nnx.Module | None = None,
+                 *, rngs: nnx.Rngs) -> None:
+        self.trunk = ExplicitTrunk(obs_dim, image_channels, width, depth, dropout, rngs, encoder)
         self.head = _dense(width, action_dim, rngs)
 
     def __call__(self, inputs: dict[str, jax.Array]) -> jax.Array:
@@ -48,9 +51,10 @@ class MdnModel(nnx.Module):
     """Trunk → K mixture logits, K×A means and K×A log standard deviations (diagonal Gaussians)."""
 
     def __init__(self, obs_dim: int, action_dim: int, width: int, depth: int, dropout: float,
-                 components: int = 26, image_channels: int = 0, *, rngs: nnx.Rngs) -> None:
+                 components: int = 26, image_channels: int = 0,
+                 encoder: nnx.Module | None = None, *, rngs: nnx.Rngs) -> None:
         self.components, self.action_dim = components, action_dim
-        self.trunk = ExplicitTrunk(obs_dim, image_channels, width, depth, dropout, rngs)
+        self.trunk = ExplicitTrunk(obs_dim, image_channels, width, depth, dropout, rngs, encoder)
         self.head = _dense(width, components * (1 + 2 * action_dim), rngs)
 
     def __call__(self, inputs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -64,12 +68,16 @@ class MdnModel(nnx.Module):
 
 def make_bc_model(config: ml_collections.ConfigDict, dims: dict, rngs: nnx.Rngs) -> nnx.Module:
     m, channels = config.model, dims.get("image_channels", 0)
+    encoder = None
+    if channels:
+        encoder = make_image_encoder(m.get("image_encoder", "conv_maxpool"), channels,
+                                     m.get("conv_channels"), rngs=rngs)
     if config.agent == "mse":
         return MseModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout, channels,
-                        rngs=rngs)
+                        encoder, rngs=rngs)
     if config.agent == "mdn":
         return MdnModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout,
-                        config.mdn.components, channels, rngs=rngs)
+                        config.mdn.components, channels, encoder, rngs=rngs)
     raise ValueError(f"agent={config.agent!r} is not an explicit baseline; one of {KINDS}")
 
 

@@ -145,6 +145,64 @@ class ConvMaxPoolEncoder(nnx.Module):
         return h.mean(axis=(1, 2))
 
 
+class SpatialSoftmaxEncoder(nnx.Module):
+    """Patch stem → Conv 3×3 SAME + ReLU layers → spatial soft-argmax keypoints.
+
+    The stem is a ``patch``×``patch`` convolution with stride ``patch`` (every pixel of a patch
+    reaches the features, at 1/patch² of the cost of full-resolution 3×3 convolutions, which
+    are slow on CPUs). Each channel of the last feature map then becomes a keypoint: the
+    softmax-weighted mean (x, y) of its activations over the map, in [-1, 1] image
+    coordinates (Levine et al. 2016; a spatial soft-argmax layer ships with the IBC code).
+    Positions survive this pooling, so a small network localises the block and the effector
+    well inside one patch — what the global average pool of ``ConvMaxPoolEncoder`` has to
+    learn from padding effects.
+
+    (B, H, W, C) float images in [0, 1] → (B, 2K), K = ``channels[-1]`` (x of every keypoint,
+    then y).
+    """
+
+    def __init__(self, in_channels: int, channels=(32, 32, 32), patch: int = 4,
+                 *, rngs: nnx.Rngs) -> None:
+        self.stem = nnx.Conv(in_channels, channels[0], (patch, patch), strides=(patch, patch),
+                             padding="VALID", rngs=rngs)
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), padding="SAME", rngs=rngs)
+                               for a, b in zip(channels[:-1], channels[1:])])
+        self.features = 2 * channels[-1]
+
+    def __call__(self, images: jax.Array) -> jax.Array:
+        h = jax.nn.relu(self.stem(images))
+        for conv in self.convs:
+            h = jax.nn.relu(conv(h))
+        return spatial_soft_argmax(h)
+
+
+def spatial_soft_argmax(features: jax.Array) -> jax.Array:
+    """(B, H, W, K) feature maps → (B, 2K): per channel, the softmax-over-positions-weighted
+    mean x then y, in [-1, 1] (left/top edge centre = -1, right/bottom = +1)."""
+    b, height, width, k = features.shape
+    weights = jax.nn.softmax(features.reshape(b, height * width, k), axis=1)
+    ys, xs = jnp.meshgrid(jnp.linspace(-1.0, 1.0, height), jnp.linspace(-1.0, 1.0, width),
+                          indexing="ij")
+    x = jnp.einsum("bpk,p->bk", weights, xs.reshape(-1))
+    y = jnp.einsum("bpk,p->bk", weights, ys.reshape(-1))
+    return jnp.concatenate([x, y], axis=-1)
+
+
+IMAGE_ENCODERS = ("conv_maxpool", "spatial_softmax")
+
+
+def make_image_encoder(kind: str, in_channels: int, channels: tuple[int, ...] | None = None,
+                       *, rngs: nnx.Rngs) -> nnx.Module:
+    """The image encoder ``kind`` (one of IMAGE_ENCODERS) with ``channels`` per conv layer
+    (None: that encoder's default)."""
+    if kind not in IMAGE_ENCODERS:
+        raise ValueError(f"model.image_encoder={kind!r} is not one of {IMAGE_ENCODERS}")
+    cls = ConvMaxPoolEncoder if kind == "conv_maxpool" else SpatialSoftmaxEncoder
+    if channels is None:
+        return cls(in_channels, rngs=rngs)
+    return cls(in_channels, tuple(int(c) for c in channels), rngs=rngs)
+
+
 class DenseResnetValue(nnx.Module):
     """Dense(w) → blocks of [relu, Dense(w/4), relu, Dense(w/4), relu, Dense(w)] + skip → Dense(1)."""
 

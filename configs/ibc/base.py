@@ -97,6 +97,10 @@ def base_config(env_id: str, dataset: str, agent: str = "ibc", sampler: str = "d
     config.model.dropout = 0.0
     config.model.spectral_norm = False  # state energy models: paper's particle/D4RL setting
     config.model.num_blocks = 1  # pixel models: DenseResnetValue blocks
+    # pixel models: "conv_maxpool" (the paper's encoder) | "spatial_softmax" (patch stem and
+    # soft-argmax keypoints, the CPU pixel setting); one entry per conv layer
+    config.model.image_encoder = "conv_maxpool"
+    config.model.conv_channels = (32, 64, 128, 256)
 
     config.ibc = ml_collections.ConfigDict()
     config.ibc.sampler = sampler  # "dfo" | "langevin" | "autoregressive"
