@@ -167,3 +167,24 @@ def test_success_is_reported_and_terminates():
     base.scene.place(base.block, target_xy, 0.0, z=0.02)
     _, reward, terminated, _, info = env.step(np.zeros(2, np.float32))
     assert info["is_success"] and terminated and reward == 1.0
+
+
+def test_multimodal_oracle_without_home_trip_goes_straight_to_the_second_block():
+    from worldsim.envs.manipulation.scene import EFFECTOR_START_XY
+    env = gymnasium.make("worldsim/BlockPushMultimodal-v0")
+    steps = {}
+    for via_home in (True, False):
+        oracle = make_oracle(env, via_home=via_home)
+        obs, _ = env.reset(seed=3)
+        oracle.reset()
+        tips, terminated, truncated = [], False, False
+        while not (terminated or truncated):
+            obs, _, terminated, truncated, info = env.step(oracle.act(obs))
+            tips.append(obs["effector_target_translation"])
+        assert info["is_success"], via_home
+        # after leaving the start pose, only the default oracle comes back to it
+        returns = np.linalg.norm(np.array(tips[10:]) - EFFECTOR_START_XY, axis=1) < 0.01
+        assert returns.any() == via_home
+        steps[via_home] = len(tips)
+    assert steps[False] < steps[True]
+    env.close()

@@ -254,7 +254,18 @@ class MultimodalOracle(BlockOracle):
     oracle success over seeds 0-99 before the whole-step change; now 100 % without, at
     0.04 m), but the orienting moves (a fifth of all steps, 4–5 mm each) taught every cloned
     policy to creep beside the first block (0 % success for IBC-DFO, MSE and MDN trained on
-    1000 such demonstrations; RESULTS.md)."""
+    1000 such demonstrations; RESULTS.md).
+
+    ``via_home=False`` skips the trip to the start pose: after backing off the first block the
+    effector heads straight for the second block's pre-push point (round the first block).
+    As with ``SortOracle(via_home=False)``, the home trip is a phase the observation does not
+    show; the default stays True so the recorded datasets stay reproducible.
+    """
+
+    def __init__(self, env: BlockTaskEnv, noise_std: float = 0.0, orient: bool = False,
+                 via_home: bool = True) -> None:
+        super().__init__(env, noise_std, orient)
+        self.via_home = bool(via_home)
 
     def reset(self) -> None:
         first_block, first_target = (int(i) for i in self.env.np_random.integers(0, 2, size=2))
@@ -288,7 +299,7 @@ class MultimodalOracle(BlockOracle):
                 and np.linalg.norm(block_xy - goal_xy) < 0.6 * self.env.goal_tolerance):
             back = block_xy + PRE_PUSH_OFFSET * 1.6 * unit(effector - block_xy)
             self._start_stage(1)
-            self.retreat = [back, np.array(EFFECTOR_START_XY)]
+            self.retreat = [back, np.array(EFFECTOR_START_XY)] if self.via_home else [back]
             return self._action(effector)
         other_xy = self._pose(self.env.blocks[1 - block_index])[0]
         return self.pusher.action(effector, block_xy, block_yaw, goal_xy, obstacles=[other_xy])
