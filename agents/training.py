@@ -50,6 +50,8 @@ def model_dims(config, meta: dict[str, Any]) -> dict[str, int]:
     dims = {"obs": window * meta["state_dim"], "action": meta["action_dim"], "image_channels": 0}
     if config.obs_mode == "rgb":
         dims["image_channels"] = window * 3
+        if meta.get("image_size"):
+            dims["image_size"] = tuple(meta["image_size"])
     return dims
 
 
@@ -97,6 +99,7 @@ def make_train_task(config: ml_collections.ConfigDict) -> TrainTask:
             "use_images": use_images, "window": config.data.window,
             "state_dim": int(sum(np.prod(env.observation_space[k].shape) for k in state_keys)),
             "action_dim": int(env.action_space.shape[0]),
+            "image_size": list(env.observation_space[IMAGE_KEY].shape[:2]) if use_images else None,
             "normalization": norm.to_dict(), "bounds_low": np.asarray(bounds.low).tolist(),
             "bounds_high": np.asarray(bounds.high).tolist(), "num_episodes": len(episodes)}
     env.close()

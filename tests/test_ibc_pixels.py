@@ -36,6 +36,8 @@ def test_spatial_softmax_encoder_shapes_and_unknown_kind():
     assert np.all(np.abs(np.asarray(out)) <= 1.0)
     with pytest.raises(ValueError, match="spatial_softmax"):
         make_image_encoder("resnet", 3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="image size"):
+        make_image_encoder("vit", 3, rngs=nnx.Rngs(0))
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +48,16 @@ def pixel_dataset(tmp_path_factory):
                    progress=False)
 
 
-@pytest.mark.parametrize("method", ["cpu_dfo", "cpu_mse"])
-def test_pixel_policy_trains_and_acts(pixel_dataset, tmp_path, method):
+@pytest.mark.parametrize("method,encoder", [("cpu_dfo", "spatial_softmax"),
+                                            ("cpu_mse", "spatial_softmax"),
+                                            ("cpu_dfo", "vit")])  # the shared worldsim.nn ViT
+def test_pixel_policy_trains_and_acts(pixel_dataset, tmp_path, method, encoder):
     config = get_config(method)
     config.dataset = str(pixel_dataset)
     config.env_kwargs.image_size = IMAGE_SIZE
+    config.model.image_encoder = encoder
     config.model.conv_channels = (8, 8, 8)
+    config.model.vit_variant = "mu/8"  # 3 × 4 patches of the 24 × 32 images
     config.model.width = 32
     config.data.batch_size = 16
     config.ibc.num_negatives, config.ibc.inference_samples = 16, 64

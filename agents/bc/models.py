@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from worldsim.agents.ibc.networks import ResidualTrunk, _dense, make_image_encoder
+from worldsim.agents.ibc.networks import (ResidualTrunk, _dense, image_encoder_from_config,
+                                          make_image_encoder)
 
 KINDS = ("mse", "mdn")
 
@@ -70,8 +71,7 @@ def make_bc_model(config: ml_collections.ConfigDict, dims: dict, rngs: nnx.Rngs)
     m, channels = config.model, dims.get("image_channels", 0)
     encoder = None
     if channels:
-        encoder = make_image_encoder(m.get("image_encoder", "conv_maxpool"), channels,
-                                     m.get("conv_channels"), rngs=rngs)
+        encoder = image_encoder_from_config(m, dims, rngs=rngs)
     if config.agent == "mse":
         return MseModel(dims["obs"], dims["action"], m.width, m.depth, m.dropout, channels,
                         encoder, rngs=rngs)

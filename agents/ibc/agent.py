@@ -18,7 +18,8 @@ from flax import nnx
 
 from worldsim.agents.ibc.losses import gradient_penalty, info_nce
 from worldsim.agents.ibc.networks import (PixelEnergyModel, StateEnergyModel,
-                                          make_image_encoder, update_spectral_norms)
+                                          image_encoder_from_config,
+                                          update_spectral_norms)
 from worldsim.agents.ibc.samplers import (ActionBounds, derivative_free_optimize,
                                           langevin_chain, langevin_optimize, uniform_actions)
 
@@ -41,8 +42,7 @@ def make_energy_model(config: ml_collections.ConfigDict, dims: dict[str, Any],
     if config.ibc.sampler not in SAMPLERS:
         raise ValueError(f"ibc.sampler={config.ibc.sampler!r} is not one of {SAMPLERS}")
     if dims.get("image_channels"):
-        encoder = make_image_encoder(m.get("image_encoder", "conv_maxpool"),
-                                     dims["image_channels"], m.get("conv_channels"), rngs=rngs)
+        encoder = image_encoder_from_config(m, dims, rngs=rngs)
         return PixelEnergyModel(dims["image_channels"], dims["action"], state_dim=dims["obs"],
                                 width=m.width, num_blocks=m.get("num_blocks", 1),
                                 encoder=encoder, rngs=rngs)

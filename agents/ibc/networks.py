@@ -188,19 +188,53 @@ def spatial_soft_argmax(features: jax.Array) -> jax.Array:
     return jnp.concatenate([x, y], axis=-1)
 
 
-IMAGE_ENCODERS = ("conv_maxpool", "spatial_softmax")
+class BackboneImageEncoder(nnx.Module):
+    """The shared vision backbone of ``worldsim.nn`` (a ViT, mean-pooled tokens) as an image
+    encoder: (B, H, W, C) float images in [0, 1] → (B, width). ``variant`` is a
+    ``vit_variant`` name such as "mu/10"; the patch size must divide both image sides."""
+
+    def __init__(self, in_channels: int, image_size: tuple[int, int], variant: str,
+                 *, rngs: nnx.Rngs) -> None:
+        from worldsim.nn import VisionTransformer, vit_variant
+        settings = vit_variant(variant)
+        self.vit = VisionTransformer(**settings, image_size=tuple(image_size),
+                                     in_channels=in_channels, pool="gap", rngs=rngs)
+        self.features = settings["width"]
+
+    def __call__(self, images: jax.Array) -> jax.Array:
+        features, _ = self.vit(images)
+        return features
+
+
+IMAGE_ENCODERS = ("conv_maxpool", "spatial_softmax", "vit")
 
 
 def make_image_encoder(kind: str, in_channels: int, channels: tuple[int, ...] | None = None,
-                       *, rngs: nnx.Rngs) -> nnx.Module:
-    """The image encoder ``kind`` (one of IMAGE_ENCODERS) with ``channels`` per conv layer
-    (None: that encoder's default)."""
+                       *, image_size: tuple[int, int] | None = None, vit_variant: str = "mu/10",
+                       rngs: nnx.Rngs) -> nnx.Module:
+    """The image encoder ``kind`` (one of IMAGE_ENCODERS): the conv encoders with ``channels``
+    per conv layer (None: that encoder's default), or the shared ViT backbone of
+    ``worldsim.nn`` in ``vit_variant`` for images of ``image_size`` (height, width)."""
     if kind not in IMAGE_ENCODERS:
         raise ValueError(f"model.image_encoder={kind!r} is not one of {IMAGE_ENCODERS}")
+    if kind == "vit":
+        if image_size is None:
+            raise ValueError("the 'vit' image encoder needs the image size (height, width)")
+        return BackboneImageEncoder(in_channels, image_size, vit_variant, rngs=rngs)
     cls = ConvMaxPoolEncoder if kind == "conv_maxpool" else SpatialSoftmaxEncoder
     if channels is None:
         return cls(in_channels, rngs=rngs)
     return cls(in_channels, tuple(int(c) for c in channels), rngs=rngs)
+
+
+def image_encoder_from_config(model_config, dims: dict, *, rngs: nnx.Rngs) -> nnx.Module:
+    """``make_image_encoder`` from a config's ``model`` section and the model ``dims``
+    ({"image_channels": C, "image_size": (H, W) or absent, ...}); older configs without the
+    encoder keys get the paper's conv encoder."""
+    return make_image_encoder(model_config.get("image_encoder", "conv_maxpool"),
+                              dims["image_channels"], model_config.get("conv_channels"),
+                              image_size=dims.get("image_size"),
+                              vit_variant=model_config.get("vit_variant", "mu/10"), rngs=rngs)
 
 
 class DenseResnetValue(nnx.Module):

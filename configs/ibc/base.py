@@ -98,9 +98,10 @@ def base_config(env_id: str, dataset: str, agent: str = "ibc", sampler: str = "d
     config.model.spectral_norm = False  # state energy models: paper's particle/D4RL setting
     config.model.num_blocks = 1  # pixel models: DenseResnetValue blocks
     # pixel models: "conv_maxpool" (the paper's encoder) | "spatial_softmax" (patch stem and
-    # soft-argmax keypoints, the CPU pixel setting); one entry per conv layer
+    # soft-argmax keypoints, the CPU pixel setting) | "vit" (the shared worldsim.nn backbone)
     config.model.image_encoder = "conv_maxpool"
-    config.model.conv_channels = (32, 64, 128, 256)
+    config.model.conv_channels = (32, 64, 128, 256)  # one entry per conv layer
+    config.model.vit_variant = "mu/10"  # "vit": a worldsim.nn.vit_variant name
 
     config.ibc = ml_collections.ConfigDict()
     config.ibc.sampler = sampler  # "dfo" | "langevin" | "autoregressive"

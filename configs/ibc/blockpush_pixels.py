@@ -20,6 +20,9 @@ networks.SpatialSoftmaxEncoder; ~0.15 s per step at batch 64):
     worldsim train --config configs/ibc/blockpush_pixels.py:cpu_dfo --workdir runs/blockpush_pixels_cpu_dfo
     worldsim eval --workdir runs/blockpush_pixels_cpu_dfo --episodes 100 --num-envs 2
 
+``--config.model.image_encoder=vit`` swaps in the shared ViT backbone of ``worldsim.nn``
+(``--config.model.vit_variant``, default "mu/10": 9 × 12 patches of a 90×120 image).
+
 Expected success and CPU time: see RESULTS.md (a cell not run there was not run).
 """
 
