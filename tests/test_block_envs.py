@@ -11,8 +11,8 @@ from worldsim.envs import ENV_IDS, check_env_id, make_oracle
 BLOCK_IDS = [i for i in ENV_IDS if "Block" in i]
 
 
-def _rollout_with_oracle(env, seed, steps=None):
-    oracle = make_oracle(env)
+def _rollout_with_oracle(env, seed, steps=None, **oracle_options):
+    oracle = make_oracle(env, **oracle_options)
     obs, info = env.reset(seed=seed)
     oracle.reset()
     observations = [obs]
@@ -174,17 +174,11 @@ def test_multimodal_oracle_without_home_trip_goes_straight_to_the_second_block()
     env = gymnasium.make("worldsim/BlockPushMultimodal-v0")
     steps = {}
     for via_home in (True, False):
-        oracle = make_oracle(env, via_home=via_home)
-        obs, _ = env.reset(seed=3)
-        oracle.reset()
-        tips, terminated, truncated = [], False, False
-        while not (terminated or truncated):
-            obs, _, terminated, truncated, info = env.step(oracle.act(obs))
-            tips.append(obs["effector_target_translation"])
+        observations, info = _rollout_with_oracle(env, 3, via_home=via_home)
         assert info["is_success"], via_home
+        tips = np.array([obs["effector_target_translation"] for obs in observations[10:]])
         # after leaving the start pose, only the default oracle comes back to it
-        returns = np.linalg.norm(np.array(tips[10:]) - EFFECTOR_START_XY, axis=1) < 0.01
-        assert returns.any() == via_home
-        steps[via_home] = len(tips)
+        assert (np.linalg.norm(tips - EFFECTOR_START_XY, axis=1) < 0.01).any() == via_home
+        steps[via_home] = len(observations)
     assert steps[False] < steps[True]
     env.close()
